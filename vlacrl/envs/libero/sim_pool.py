@@ -1,0 +1,185 @@
+"""Run many :class:`LiberoSim` instances, in sub-processes (default) or in this process.
+
+Each sub-process owns a contiguous slice of the envs and steps them serially; processes step in
+parallel. A command is sent to every involved process first and the replies are gathered after,
+so all processes work at once. A sub-process that raises sends back its traceback; one that dies
+(killed, segfault) is detected from its closed pipe. Both surface as :class:`EnvWorkerError`
+naming the env index.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import traceback
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vlacrl.envs.libero.errors import EnvWorkerError
+
+logger = logging.getLogger(__name__)
+
+MEMORY_PER_SIM_GB = 2.3  # measured RSS of a process with one rendering LIBERO env (libero-offline.md)
+
+
+def default_num_processes(num_envs: int, available_gb: float | None = None) -> int:
+    """As many processes as envs, capped so that their memory fits in 80 % of the available RAM."""
+    if available_gb is None:
+        import psutil  # noqa: PLC0415
+
+        available_gb = psutil.virtual_memory().available / 2**30
+    by_memory = max(1, int(0.8 * available_gb / MEMORY_PER_SIM_GB))
+    return max(1, min(num_envs, by_memory))
+
+
+def split_envs(num_envs: int, num_processes: int) -> list[list[int]]:
+    """Contiguous, near-equal slices of env indices, one per process."""
+    bounds = np.linspace(0, num_envs, num_processes + 1).round().astype(int)
+    return [list(range(bounds[p], bounds[p + 1])) for p in range(num_processes) if bounds[p + 1] > bounds[p]]
+
+
+def _apply(sims: dict, local: int, method: str, args: tuple) -> Any:
+    return getattr(sims[local], method)(*args)
+
+
+def _worker_main(conn, env_indices: list[int], sim_config, task_ids: list[int], env_vars: dict) -> None:
+    """Sub-process loop: build the sims, then serve ``(method, [(env_index, args), ...])`` calls."""
+    os.environ.update(env_vars)
+    current = env_indices[0]
+    try:
+        from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415 - after the env vars are set
+
+        sims = {}
+        for current, task_id in zip(env_indices, task_ids):
+            sims[current] = LiberoSim(sim_config, task_id)
+        conn.send(("ok", None))
+        while True:
+            method, calls = conn.recv()
+            if method == "close":
+                for sim in sims.values():
+                    sim.close()
+                conn.send(("ok", None))
+                return
+            results = []
+            for current, args in calls:
+                results.append(_apply(sims, current, method, args))
+            conn.send(("ok", results))
+    except (EOFError, KeyboardInterrupt):
+        return
+    except BaseException:  # noqa: BLE001 - every failure goes back to the parent, annotated
+        try:
+            conn.send(("error", (current, traceback.format_exc())))
+        except (BrokenPipeError, OSError):
+            pass
+
+
+class SubprocSimPool:
+    """``num_envs`` LIBERO sims spread over ``num_processes`` spawned sub-processes."""
+
+    def __init__(self, sim_config, task_ids: Sequence[int], num_processes: int, env_vars: dict | None = None):
+        self.num_envs = len(task_ids)
+        self.slices = split_envs(self.num_envs, num_processes)
+        self._owner = {i: p for p, envs in enumerate(self.slices) for i in envs}
+        ctx = mp.get_context("spawn")
+        self._conns, self._procs = [], []
+        for envs in self.slices:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(child, envs, sim_config, [int(task_ids[i]) for i in envs], dict(env_vars or {})),
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        try:
+            for p in range(len(self.slices)):
+                self._receive(p)
+        except EnvWorkerError:
+            self.close()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        """Process id of each sub-process (one per slice)."""
+        return [proc.pid for proc in self._procs]
+
+    def _receive(self, p: int):
+        try:
+            status, payload = self._conns[p].recv()
+        except (EOFError, ConnectionResetError, OSError):
+            self._procs[p].join(timeout=5)
+            code = self._procs[p].exitcode
+            raise EnvWorkerError(
+                self.slices[p][0],
+                f"its sub-process (pid {self._procs[p].pid}, envs {self.slices[p]}) died with exit code {code}",
+            ) from None
+        if status == "error":
+            env_index, tb = payload
+            raise EnvWorkerError(env_index, f"exception in its sub-process:\n{tb}")
+        return payload
+
+    def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
+        """Call ``LiberoSim.<method>(*args)`` on each given env; all processes work in parallel."""
+        by_proc: dict[int, list] = {}
+        for env_index, args in per_env_args.items():
+            by_proc.setdefault(self._owner[env_index], []).append((env_index, args))
+        for p, calls in by_proc.items():
+            try:
+                self._conns[p].send((method, calls))
+            except (BrokenPipeError, OSError):
+                pass  # reported by _receive below with the exit code
+        results: dict[int, Any] = {}
+        for p, calls in by_proc.items():
+            for (env_index, _), value in zip(calls, self._receive(p)):
+                results[env_index] = value
+        return results
+
+    def close(self) -> None:
+        for conn, proc in zip(self._conns, self._procs):
+            if proc.is_alive():
+                try:
+                    conn.send(("close", []))
+                    if conn.poll(30):
+                        conn.recv()
+                except (BrokenPipeError, EOFError, OSError):
+                    pass
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+            conn.close()
+        self._conns, self._procs = [], []
+
+
+class InProcessSimPool:
+    """The same interface with every sim in the calling process (debugging, single-env tools)."""
+
+    def __init__(self, sim_config, task_ids: Sequence[int], sim_factory: Callable | None = None):
+        from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415
+
+        factory = sim_factory or LiberoSim
+        self.num_envs = len(task_ids)
+        self.sims = {}
+        for i, task_id in enumerate(task_ids):
+            try:
+                self.sims[i] = factory(sim_config, int(task_id))
+            except Exception as exc:
+                raise EnvWorkerError(i, f"{type(exc).__name__}: {exc}") from exc
+
+    def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
+        results = {}
+        for env_index, args in per_env_args.items():
+            try:
+                results[env_index] = _apply(self.sims, env_index, method, args)
+            except Exception as exc:
+                raise EnvWorkerError(env_index, f"{type(exc).__name__}: {exc}") from exc
+        return results
+
+    def close(self) -> None:
+        for sim in self.sims.values():
+            sim.close()
+        self.sims = {}

@@ -1,0 +1,242 @@
+"""Vectorised LIBERO env with the reference's episode semantics (spec §3.1-3.2, §7, §8).
+
+One :class:`LiberoVectorEnv` per env worker holds ``num_envs`` simulators (in sub-processes),
+the reset-state sampler, per-env episode bookkeeping and an optional video recorder.
+
+Per rollout epoch the caller does::
+
+    obs = env.start_epoch()                      # reset every env to this epoch's init states
+    for _ in range(n_chunk_steps):
+        obs, rewards, terms, truncs, infos = env.chunk_step(model_actions)   # [B, C, 7]
+    env.finish_epoch()                           # flush video, draw the next init states
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vlacrl.envs.libero import render, suites
+from vlacrl.envs.libero.convert import ACTION_DIM, model_to_env_actions
+from vlacrl.envs.libero.episode import EpisodeTracker
+from vlacrl.envs.libero.errors import EnvConfigError
+from vlacrl.envs.libero.reset_states import ResetStateSampler, ResetStateSpace
+from vlacrl.envs.libero.setup import ensure_libero_ready
+from vlacrl.envs.libero.sim import SimConfig
+from vlacrl.envs.libero.sim_pool import InProcessSimPool, SubprocSimPool, default_num_processes
+from vlacrl.envs.libero.video import VideoConfig, VideoRecorder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VectorEnvConfig:
+    """One env worker's envs. Defaults are the reference's training env (``env.train``)."""
+
+    num_envs: int = 8  # B: envs on this worker
+    group_size: int = 8  # G: envs sharing an init state (1 for evaluation)
+    task_ids: list[int] | None = None  # env.fixed_task_ids; None = every task of the suite
+    mode: str = "train"  # train (ordered GRPO groups) | eval (per-task draws) | random
+    use_fixed_reset_state_ids: bool = True
+    auto_reset: bool = False
+    ignore_terminations: bool = False
+    reward_coef: float = 5.0
+    use_rel_reward: bool = True
+    seed: int = 0
+    num_processes: int | None = None  # None: one per env, capped by available memory
+    in_process: bool = False  # run the sims in this process (debugging)
+    sim: SimConfig = field(default_factory=SimConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+
+    @property
+    def num_group(self) -> int:
+        return self.num_envs // self.group_size
+
+    def validate(self) -> None:
+        suites.validate_suite(self.sim.suite)
+        if self.task_ids is not None:
+            if not self.task_ids:
+                raise EnvConfigError("task_ids is empty; give at least one task id or null for all tasks")
+            suites.validate_task_ids(self.sim.suite, self.task_ids)
+        if self.num_envs < 1 or self.group_size < 1 or self.num_envs % self.group_size:
+            raise EnvConfigError(
+                f"num_envs ({self.num_envs}) must be a positive multiple of group_size ({self.group_size})"
+            )
+        if self.mode not in ("train", "eval", "random"):
+            raise EnvConfigError(f"mode must be train, eval or random, not {self.mode!r}")
+        if not self.sim.cameras:
+            raise EnvConfigError("at least one camera is needed (the policy's camera first)")
+
+
+class LiberoVectorEnv:
+    """``num_envs`` LIBERO envs stepped in action chunks."""
+
+    def __init__(self, config: VectorEnvConfig, rank: int = 0, world_size: int = 1, env_vars: dict | None = None):
+        config.validate()
+        self.config, self.rank, self.world_size = config, rank, world_size
+        self.num_envs = config.num_envs
+        ensure_libero_ready()
+        render.configure_rendering()
+        render.require_working_backend()
+        suite = config.sim.suite
+        task_ids = list(config.task_ids) if config.task_ids is not None else list(range(suites.num_tasks(suite)))
+        self.space = ResetStateSpace(tuple(task_ids), tuple(suites.num_init_states(suite, t) for t in task_ids))
+        self.sampler = ResetStateSampler(
+            self.space, config.num_group, config.group_size, mode=config.mode,
+            seed=config.seed, rank=rank, world_size=world_size,
+        )  # fmt: skip
+        self.reset_state_ids = self.sampler.next_ids()
+        self.task_ids, self.trial_ids = self.space.to_task_trial(self.reset_state_ids)
+        self.descriptions = {t: suites.task_spec(suite, t).language for t in task_ids}
+        self.tracker = EpisodeTracker(
+            self.num_envs, max_episode_steps=config.sim.max_episode_steps,
+            reward_coef=config.reward_coef, use_rel_reward=config.use_rel_reward,
+        )  # fmt: skip
+        self.video = VideoRecorder(config.video, self.num_envs)
+        self._last_obs: list[dict | None] = [None] * self.num_envs
+        self.pool = self._start_pool(env_vars or {})
+
+    def _start_pool(self, env_vars: dict):
+        if self.config.in_process:
+            return InProcessSimPool(self.config.sim, self.task_ids)
+        procs = self.config.num_processes or default_num_processes(self.num_envs)
+        child_env = _render_env()
+        if procs > 1:
+            child_env.setdefault("LP_NUM_THREADS", "1")  # llvmpipe threads compete across processes
+        child_env.update(env_vars)
+        logger.info("starting %d LIBERO sims in %d processes (%s)", self.num_envs, procs, child_env.get("MUJOCO_GL"))
+        return SubprocSimPool(self.config.sim, self.task_ids, procs, child_env)
+
+    # -- observations -----------------------------------------------------------------------------
+    @property
+    def task_descriptions(self) -> list[str]:
+        return [self.descriptions[int(t)] for t in self.task_ids]
+
+    def _batch_obs(self) -> dict:
+        """``{"full_image": [B, H, W, 3] uint8, "state": [B, 8] float32, "task_descriptions": [B]}``."""
+        batch = {key: np.stack([o[key] for o in self._last_obs]) for key in self._last_obs[0]}
+        batch["task_descriptions"] = self.task_descriptions
+        return batch
+
+    # -- resets -----------------------------------------------------------------------------------
+    def reset(self, env_idx: np.ndarray | None = None, reset_state_ids: np.ndarray | None = None) -> dict:
+        """Reset ``env_idx`` (default all) to ``reset_state_ids`` (default: fixed ids, or random)."""
+        env_idx = np.arange(self.num_envs) if env_idx is None else np.asarray(env_idx)
+        if reset_state_ids is None:
+            if self.config.use_fixed_reset_state_ids:
+                reset_state_ids = self.reset_state_ids[env_idx]
+            else:
+                reset_state_ids = self.sampler._rng.integers(0, self.space.size, size=len(env_idx))
+        tasks, trials = self.space.to_task_trial(reset_state_ids)
+        self.task_ids[env_idx], self.trial_ids[env_idx] = tasks, trials
+        results = self.pool.call("reset", {int(i): (int(tr), int(tk)) for i, tk, tr in zip(env_idx, tasks, trials)})
+        for i, obs in results.items():
+            self._last_obs[i] = obs
+        self.tracker.reset(env_idx)
+        return self._batch_obs()
+
+    def start_epoch(self) -> dict:
+        """Reset every env to this epoch's init states; returns the first observation batch."""
+        return self.reset()
+
+    def finish_epoch(self, video_name: str | None = None, video_sub_dir: str | None = None) -> None:
+        """Write this epoch's video (if recorded) and draw the next epoch's init states."""
+        name = video_name or f"epoch_{self.video.epochs_seen}"
+        self.video.flush(name, video_sub_dir or f"rank_{self.rank}")
+        self.reset_state_ids = self.sampler.next_ids()
+
+    # -- stepping ---------------------------------------------------------------------------------
+    def chunk_step(self, model_actions: np.ndarray):
+        """Execute one action chunk in every env.
+
+        Args:
+            model_actions: [B, C, 7] un-normalised model actions (gripper in model convention).
+        Returns:
+            obs (batch dict at chunk end), rewards [B, C] float32, terminations [B, C] bool,
+            truncations [B, C] bool, infos (``infos["episode"]``: per-env metrics after the chunk;
+            with auto-reset also ``final_info``/``final_observation``/``_final_info``).
+            Raw per-step flags are returned for training; with ``auto_reset`` or
+            ``ignore_terminations`` they are collapsed onto the last sub-step, as the reference does.
+        """
+        actions = np.asarray(model_actions)
+        if actions.ndim != 3 or actions.shape[0] != self.num_envs or actions.shape[2] != ACTION_DIM:
+            raise EnvConfigError(f"actions must be [{self.num_envs}, C, {ACTION_DIM}], got {actions.shape}")
+        env_actions = model_to_env_actions(actions)
+        recording = self.video.active
+        record_set = set(self.video.recorded_envs) if recording else set()
+        results = self.pool.call(
+            "step_chunk", {i: (env_actions[i], i in record_set) for i in range(self.num_envs)}
+        )
+        raw_terms = np.stack([results[i].terminations for i in range(self.num_envs)])  # [B, C]
+        for i in range(self.num_envs):
+            self._last_obs[i] = results[i].obs
+        rewards, terms, truncs, success = self._account(raw_terms)
+        infos = {"episode": self.tracker.episode_info(self.task_ids)}
+        if self.config.ignore_terminations:
+            infos["episode"]["success_at_end"] = raw_terms[:, -1].copy()
+            terms[:] = False
+        if recording:
+            self._add_video(results, record_set, rewards, success)
+        obs = self._batch_obs()
+        past_dones = (terms | truncs).any(axis=1)
+        if self.config.auto_reset and past_dones.any():
+            obs, infos = self._auto_reset(past_dones, obs, infos)
+        if self.config.auto_reset or self.config.ignore_terminations:
+            terms, truncs = _collapse(terms), _collapse(truncs)
+        return obs, rewards, terms, truncs, infos
+
+    def _account(self, raw_terms: np.ndarray):
+        """Run the tracker over each sub-step: rewards, terminations, truncations, success [B, C]."""
+        steps = raw_terms.shape[1]
+        rewards = np.zeros(raw_terms.shape, dtype=np.float32)
+        truncs = np.zeros(raw_terms.shape, dtype=bool)
+        success = np.zeros(raw_terms.shape, dtype=bool)
+        for t in range(steps):
+            rewards[:, t], truncs[:, t] = self.tracker.step(raw_terms[:, t])
+            success[:, t] = self.tracker.success_once
+        return rewards, raw_terms.copy(), truncs, success
+
+    def _auto_reset(self, dones: np.ndarray, obs: dict, infos: dict):
+        final_obs, final_info = copy.deepcopy(obs), copy.deepcopy(infos)
+        new_obs = self.reset(np.flatnonzero(dones))
+        infos = {"final_observation": final_obs, "final_info": final_info, "_final_info": dones.copy(),
+                 "_final_observation": dones.copy(), "episode": final_info["episode"]}  # fmt: skip
+        return new_obs, infos
+
+    def _add_video(self, results, record_set, rewards, success) -> None:
+        frames = {i: results[i].frames for i in record_set}
+        captions = {i: f"task {int(self.task_ids[i])} trial {int(self.trial_ids[i])}" for i in record_set}
+        self.video.add_chunk(frames, captions, {i: success[i] for i in record_set})
+
+    # -- inspection / teardown --------------------------------------------------------------------
+    def get_sim_states(self) -> np.ndarray:
+        """[B, state_dim] flattened MjSim states (for tests and debugging)."""
+        states = self.pool.call("get_sim_state", {i: () for i in range(self.num_envs)})
+        return np.stack([states[i] for i in range(self.num_envs)])
+
+    def close(self) -> None:
+        if getattr(self, "pool", None) is not None:
+            self.pool.close()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _collapse(flags: np.ndarray) -> np.ndarray:
+    """Move "any over the chunk" onto the last sub-step; zeros elsewhere. [B, C] -> [B, C]."""
+    out = np.zeros_like(flags)
+    out[:, -1] = flags.any(axis=1)
+    return out
+
+
+def _render_env() -> dict[str, str]:
+    keys = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "MUJOCO_EGL_DEVICE_ID", "LIBERO_CONFIG_PATH")
+    return {k: os.environ[k] for k in keys if k in os.environ}
