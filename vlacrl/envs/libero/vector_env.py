@@ -14,8 +14,8 @@ Per rollout epoch the caller does::
 from __future__ import annotations
 
 import copy
-import os
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,9 +168,7 @@ class LiberoVectorEnv:
         env_actions = model_to_env_actions(actions)
         recording = self.video.active
         record_set = set(self.video.recorded_envs) if recording else set()
-        results = self.pool.call(
-            "step_chunk", {i: (env_actions[i], i in record_set) for i in range(self.num_envs)}
-        )
+        results = self.pool.call("step_chunk", {i: (env_actions[i], i in record_set) for i in range(self.num_envs)})
         raw_terms = np.stack([results[i].terminations for i in range(self.num_envs)])  # [B, C]
         for i in range(self.num_envs):
             self._last_obs[i] = results[i].obs

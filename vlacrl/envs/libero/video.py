@@ -88,7 +88,9 @@ class VideoRecorder:
         envs = self.recorded_envs
         steps = env_frames[envs[0]].shape[0]
         for t in range(steps):
-            tiles = [overlay(env_frames[i][t], captions[i], bool(success[i][t]), self.config.info_on_video) for i in envs]
+            tiles = [
+                overlay(env_frames[i][t], captions[i], bool(success[i][t]), self.config.info_on_video) for i in envs
+            ]
             self.frames.append(tile(tiles))
 
     def flush(self, name: str, sub_dir: str | None = None) -> Path | None:
