@@ -65,3 +65,18 @@ def test_a_backend_that_cannot_render_gives_one_clear_error(monkeypatch):
 def test_unknown_backend_is_rejected():
     with pytest.raises(RenderBackendError, match="unknown render backend"):
         render.backend_env("vulkan")
+
+
+def test_subprocess_render_env_leaves_this_process_alone(monkeypatch):
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    assert render.render_env_for_subprocess(None) == {"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    assert "MUJOCO_GL" not in __import__("os").environ
+    monkeypatch.setattr(render, "query_egl_cuda_ids", lambda: [2, 0, 1])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    changes = render.render_env_for_subprocess(0)
+    assert changes == {"MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl", "MUJOCO_EGL_DEVICE_ID": "1",
+                       "CUDA_VISIBLE_DEVICES": None}  # fmt: skip
+    child = {"CUDA_VISIBLE_DEVICES": "0"}
+    render.apply_env(changes, child)
+    assert child == {"MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl", "MUJOCO_EGL_DEVICE_ID": "1"}

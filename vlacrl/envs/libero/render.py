@@ -138,9 +138,36 @@ def configure_rendering(cuda_device: int | None = None, environ: dict | None = N
     return RenderSettings("egl", egl_index, False)
 
 
+def render_env_for_subprocess(cuda_device: int | None = None) -> dict[str, str | None]:
+    """The environment changes that make a child process render as :func:`configure_rendering` says.
+
+    Computed on a copy of this process's environment, which stays untouched. A value of None means
+    "remove this variable" (``CUDA_VISIBLE_DEVICES`` for EGL env processes).
+    """
+    before = dict(os.environ)
+    after = dict(before)
+    configure_rendering(cuda_device, after)
+    keys = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "MUJOCO_EGL_DEVICE_ID", "CUDA_VISIBLE_DEVICES")
+    return {k: after.get(k) for k in keys if after.get(k) != before.get(k)}
+
+
+def apply_env(changes: dict[str, str | None], environ: dict | None = None) -> None:
+    """Apply :func:`render_env_for_subprocess`-style changes (None deletes the variable)."""
+    env = os.environ if environ is None else environ
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+
+
 def probe_backend(backend: str, timeout_s: float = 60.0, extra_env: dict | None = None) -> ProbeResult:
-    """Render one small MuJoCo frame with ``backend`` in a fresh subprocess."""
-    env = {**os.environ, **backend_env(backend), **(extra_env or {})}
+    """Render one small MuJoCo frame with ``backend`` in a fresh subprocess.
+
+    ``extra_env`` holds environment changes for the probe (None deletes a variable).
+    """
+    env = {**os.environ, **backend_env(backend)}
+    apply_env(extra_env or {}, env)
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -163,12 +190,13 @@ def probe_backend(backend: str, timeout_s: float = 60.0, extra_env: dict | None 
 _VERIFIED: dict[str, ProbeResult] = {}
 
 
-def require_working_backend(backend: str | None = None) -> ProbeResult:
-    """Probe the configured backend once per process; raise a clear error if it cannot render."""
+def require_working_backend(backend: str | None = None, extra_env: dict | None = None) -> ProbeResult:
+    """Probe a backend once per process (and EGL device); raise a clear error if it cannot render."""
     backend = (backend or os.environ.get("MUJOCO_GL") or "osmesa").lower()
-    if backend not in _VERIFIED:
-        _VERIFIED[backend] = probe_backend(backend)
-    result = _VERIFIED[backend]
+    key = f"{backend}:{(extra_env or {}).get('MUJOCO_EGL_DEVICE_ID', '')}"
+    if key not in _VERIFIED:
+        _VERIFIED[key] = probe_backend(backend, extra_env=extra_env)
+    result = _VERIFIED[key]
     if not result.ok:
         raise RenderBackendError(
             f"MuJoCo cannot render with MUJOCO_GL={backend}: {result.detail}. "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -46,7 +45,9 @@ def _apply(sims: dict, local: int, method: str, args: tuple) -> Any:
 
 def _worker_main(conn, env_indices: list[int], sim_config, task_ids: list[int], env_vars: dict) -> None:
     """Sub-process loop: build the sims, then serve ``(method, [(env_index, args), ...])`` calls."""
-    os.environ.update(env_vars)
+    from vlacrl.envs.libero.render import apply_env  # noqa: PLC0415 - imports nothing heavy
+
+    apply_env(env_vars)
     current = env_indices[0]
     try:
         from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415 - after the env vars are set

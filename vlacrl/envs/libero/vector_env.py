@@ -75,13 +75,28 @@ class VectorEnvConfig:
 class LiberoVectorEnv:
     """``num_envs`` LIBERO envs stepped in action chunks."""
 
-    def __init__(self, config: VectorEnvConfig, rank: int = 0, world_size: int = 1, env_vars: dict | None = None):
+    def __init__(
+        self,
+        config: VectorEnvConfig,
+        rank: int = 0,
+        world_size: int = 1,
+        cuda_device: int | None = None,
+        env_vars: dict | None = None,
+    ):
+        """
+        Args:
+            config: the envs (validated here, before any process starts).
+            rank, world_size: this env worker among all env workers (reset-state split).
+            cuda_device: the process-local CUDA device of this worker, if any: its sims render
+                with EGL on that GPU; None renders with OSMesa (an explicit MUJOCO_GL wins).
+            env_vars: extra environment variables for the sim processes.
+        """
         config.validate()
         self.config, self.rank, self.world_size = config, rank, world_size
         self.num_envs = config.num_envs
         ensure_libero_ready()
-        render.configure_rendering()
-        render.require_working_backend()
+        self._render_changes = render.render_env_for_subprocess(None if config.in_process else cuda_device)
+        render.require_working_backend(self._render_changes.get("MUJOCO_GL"), self._render_changes)
         suite = config.sim.suite
         task_ids = list(config.task_ids) if config.task_ids is not None else list(range(suites.num_tasks(suite)))
         self.space = ResetStateSpace(tuple(task_ids), tuple(suites.num_init_states(suite, t) for t in task_ids))
@@ -102,13 +117,15 @@ class LiberoVectorEnv:
 
     def _start_pool(self, env_vars: dict):
         if self.config.in_process:
+            render.apply_env(self._render_changes)  # before this process first imports robosuite
             return InProcessSimPool(self.config.sim, self.task_ids)
         procs = self.config.num_processes or default_num_processes(self.num_envs)
-        child_env = _render_env()
+        child_env = dict(self._render_changes)
         if procs > 1:
             child_env.setdefault("LP_NUM_THREADS", "1")  # llvmpipe threads compete across processes
         child_env.update(env_vars)
-        logger.info("starting %d LIBERO sims in %d processes (%s)", self.num_envs, procs, child_env.get("MUJOCO_GL"))
+        backend = child_env.get("MUJOCO_GL") or os.environ.get("MUJOCO_GL")
+        logger.info("starting %d LIBERO sims in %d processes (MUJOCO_GL=%s)", self.num_envs, procs, backend)
         return SubprocSimPool(self.config.sim, self.task_ids, procs, child_env)
 
     # -- observations -----------------------------------------------------------------------------
@@ -233,8 +250,3 @@ def _collapse(flags: np.ndarray) -> np.ndarray:
     out = np.zeros_like(flags)
     out[:, -1] = flags.any(axis=1)
     return out
-
-
-def _render_env() -> dict[str, str]:
-    keys = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "MUJOCO_EGL_DEVICE_ID", "LIBERO_CONFIG_PATH")
-    return {k: os.environ[k] for k in keys if k in os.environ}

@@ -1,0 +1,125 @@
+"""LIBERO env throughput: stock env vs vlacrl's gated env vs physics only, and the vectorised env.
+
+Env steps/s per process, all driven by the same 8-step action chunks from the same init state:
+
+  (a) stock ``OffScreenRenderEnv`` with its default cameras (agentview + wrist) at 256 px,
+  (b) vlacrl's ``LiberoSim``: agentview only, rendered once per chunk,
+  (c) physics only: ``ControlEnv`` without a renderer (the upper limit),
+  (d) ``LiberoVectorEnv`` with 2 envs in 1 process and in 2 processes (total env steps/s).
+
+Usage:  python benchmarks/env_throughput.py [--chunks 12] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+SUITE, TASK, TRIAL, CHUNK = "libero_spatial", 0, 0, 8
+
+
+def _chunks(n: int) -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1, 1, size=(n, CHUNK, 7)) * np.array([0.3] * 6 + [1.0])
+
+
+def _time_stock(env, chunks: np.ndarray) -> float:
+    from vlacrl.envs.libero import suites
+
+    env.seed(0)
+    env.reset()
+    env.set_init_state(suites.init_states(SUITE, TASK)[TRIAL])
+    for action in chunks[0]:  # warm-up chunk
+        env.step(action)
+    start = time.perf_counter()
+    for chunk in chunks[1:]:
+        for action in chunk:
+            env.step(action)
+    return (len(chunks) - 1) * CHUNK / (time.perf_counter() - start)
+
+
+def bench_stock(chunks: np.ndarray, render: bool) -> float:
+    from libero.libero.envs import OffScreenRenderEnv
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    from vlacrl.envs.libero import suites
+
+    bddl = str(suites.task_spec(SUITE, TASK).bddl_file)
+    if render:
+        env = OffScreenRenderEnv(bddl_file_name=bddl, camera_heights=256, camera_widths=256)
+    else:
+        env = ControlEnv(bddl_file_name=bddl, has_offscreen_renderer=False, use_camera_obs=False)
+    try:
+        return _time_stock(env, chunks)
+    finally:
+        env.close()
+
+
+def bench_ours(chunks: np.ndarray) -> float:
+    from vlacrl.envs.libero.sim import LiberoSim, SimConfig
+
+    sim = LiberoSim(SimConfig(suite=SUITE), TASK)
+    try:
+        sim.reset(TRIAL)
+        sim.step_chunk(chunks[0])
+        start = time.perf_counter()
+        for chunk in chunks[1:]:
+            sim.step_chunk(chunk)
+        return (len(chunks) - 1) * CHUNK / (time.perf_counter() - start)
+    finally:
+        sim.close()
+
+
+def bench_vector(chunks: np.ndarray, num_envs: int, num_processes: int) -> float:
+    from vlacrl.envs.libero.sim import SimConfig
+    from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+
+    config = VectorEnvConfig(num_envs=num_envs, group_size=num_envs, task_ids=[TASK],
+                             num_processes=num_processes, sim=SimConfig(suite=SUITE))  # fmt: skip
+    with LiberoVectorEnv(config) as env:
+        env.start_epoch()
+        batch = lambda c: np.repeat(c[None], num_envs, axis=0)  # noqa: E731
+        env.chunk_step(batch(chunks[0]))
+        start = time.perf_counter()
+        for chunk in chunks[1:]:
+            env.chunk_step(batch(chunk))
+        return num_envs * (len(chunks) - 1) * CHUNK / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=12, help="timed chunks per config (+1 warm-up)")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    from vlacrl.envs.libero.setup import ensure_libero_ready
+
+    ensure_libero_ready()
+    chunks = _chunks(args.chunks + 1)
+    rates = {
+        "a_stock_2cams_256_every_step": bench_stock(chunks, render=True),
+        "b_vlacrl_1cam_chunk_end": bench_ours(chunks),
+        "c_physics_only": bench_stock(chunks, render=False),
+        "d_vector_2envs_1proc_total": bench_vector(chunks, 2, 1),
+        "d_vector_2envs_2procs_total": bench_vector(chunks, 2, 2),
+    }
+    rates["ratio_b_over_a"] = rates["b_vlacrl_1cam_chunk_end"] / rates["a_stock_2cams_256_every_step"]
+    rates["ratio_b_over_c"] = rates["b_vlacrl_1cam_chunk_end"] / rates["c_physics_only"]
+    rates["machine"] = f"{platform.node()} {os.cpu_count()} cores, MUJOCO_GL={os.environ['MUJOCO_GL']}"
+    print("| measurement | env steps/s |")
+    print("|---|---|")
+    for key, value in rates.items():
+        print(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rates, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
