@@ -1,0 +1,69 @@
+"""Bad configs fail before Ray starts, each with one line naming the key."""
+
+import json
+
+import pytest
+
+from vlacrl.config.compose import compose
+from vlacrl.config.validate import ConfigError, validate_config
+from vlacrl.distributed.placement import PlacementError, resolve_placement
+
+MAIN = "crl_experiment/libero_spatial_grpo_openvlaoft_spatial"
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "openvla"}))
+    return str(tmp_path / "m")
+
+
+def cfg_with(model_dir, *overrides):
+    return compose(MAIN, [f"actor.checkpoint_load_path={model_dir}", *overrides])
+
+
+def test_reference_config_sizes(model_dir):
+    sizes = validate_config(cfg_with(model_dir), num_gpus=8)
+    assert sizes.actor_world_size == 8 and sizes.env_world_size == 8
+    assert sizes.samples_per_step == 65536 and sizes.minibatches_per_step == 8
+    assert sizes.microbatches_per_minibatch == 32 and sizes.train_envs_per_worker == 8
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["actor.global_batch_size=8000"], "actor.global_batch_size \\(8000\\) must be divisible"),
+        (["actor.global_batch_size=3072", "actor.micro_batch_size=32"], "65536 chunk samples"),
+        (["env.fixed_task_ids=[12]"], "task id\\(s\\) \\[12\\] out of range for libero_spatial"),
+        (["env/train=libero_goal", "env.train.task_suite_name=libero_100"], "unknown LIBERO suite 'libero_100'"),
+        (["algorithm.num_group_envs=6"], "num_group_envs \\(6\\) must be divisible by the env world size"),
+        (["env.train.max_episode_steps=500"], "multiple of the chunk length"),
+        (["runner.logger.wandb.mode=maybe"], "wandb.mode"),
+        (["+actor.model.lora_path=/nonexistent/adapter"], "not a LoRA adapter dir"),
+        (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),
+    ],
+)
+def test_bad_config_gives_one_line(model_dir, overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_config(cfg_with(model_dir, *overrides), num_gpus=0 if "no GPUs" in message else 8)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_model_dir_says_where_to_put_it():
+    with pytest.raises(ConfigError, match="does not exist; put the HF-format checkpoint there .*model/README.md"):
+        validate_config(compose(MAIN, ["actor.checkpoint_load_path=/nowhere/model"]), num_gpus=1)
+
+
+def test_placement_forms():
+    colocated = resolve_placement({"actor,env,rollout": "all"}, num_gpus=4)
+    assert colocated["actor"].gpu_ids == (0, 1, 2, 3) and colocated["env"].world_size == 4
+    cpu = resolve_placement({"actor,env,rollout": "all"}, num_gpus=0, cpu_world_size=2)
+    assert cpu["rollout"].world_size == 2 and not cpu["rollout"].uses_gpu
+    split = resolve_placement({"actor": "0-1", "rollout": "2,3", "env": "cpu:2"}, num_gpus=4)
+    assert split["actor"].gpu_ids == (0, 1) and split["rollout"].gpu_ids == (2, 3) and split["env"].gpu_ids is None
+    with pytest.raises(PlacementError, match="GPU\\(s\\) \\[4\\]"):
+        resolve_placement({"actor,env,rollout": "2-4"}, num_gpus=4)
+    with pytest.raises(PlacementError, match="unknown component 'critic'"):
+        resolve_placement({"actor,env,rollout,critic": "all"}, num_gpus=1)
+    with pytest.raises(PlacementError, match="multiple of the env world size"):
+        resolve_placement({"actor": "all", "rollout": "cpu:1", "env": "cpu:2"}, num_gpus=0)

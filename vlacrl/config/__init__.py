@@ -1,0 +1,1 @@
+"""Hydra configuration: resolvers, composition and validation (runs before any worker starts)."""

@@ -1,0 +1,25 @@
+"""Compose a config from ``configs/`` outside of a Hydra main (tests, tools, launchers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from vlacrl.config.resolvers import register_resolvers
+from vlacrl.envs.libero.setup import repo_root
+
+
+def config_dir() -> Path:
+    """The ``configs/`` folder of this checkout."""
+    return repo_root() / "configs"
+
+
+def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` with Hydra overrides (``key=value``, ``+key=value``)."""
+    from hydra import compose as hydra_compose  # noqa: PLC0415
+    from hydra import initialize_config_dir  # noqa: PLC0415
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))

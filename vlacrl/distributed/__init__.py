@@ -1,0 +1,1 @@
+"""Ray cluster, placement of the worker groups, torch.distributed and FSDP2."""
