@@ -1,0 +1,100 @@
+"""Start or join a Ray cluster and reserve resources for the worker groups.
+
+* ``cluster.address: null`` starts a local Ray cluster (the default, also on a laptop);
+  ``auto`` or ``host:port`` joins a running one (``ray start --head`` on the head node first).
+* One placement group holds one bundle per GPU (``STRICT_PACK`` on one node); the workers of every
+  component placed on GPU ``g`` share bundle ``g`` with fractional GPU shares, so colocated actor,
+  rollout and env workers of one GPU land together. Without GPUs, each CPU worker gets a small CPU
+  share in a bundle of its own, so a 2-core machine can host all of them.
+* Waiting for a placement group is bounded (``cluster.placement_timeout_s``); on time-out the error
+  lists what the cluster has and what was asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from vlacrl.distributed.placement import ComponentPlacement
+
+logger = logging.getLogger(__name__)
+
+# Share of one GPU per colocated component (sums to 1).
+GPU_SHARE = {"actor": 0.4, "rollout": 0.4, "env": 0.2}
+CPU_SHARE = 0.01  # CPU workers are scheduled without competing for Ray's CPU slots
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be started/joined or the requested resources do not exist."""
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Where one worker goes: Ray options for ``ActorClass.options(**slot.ray_options)``."""
+
+    component: str
+    rank: int
+    ray_options: dict
+
+
+def init_ray(address: str | None = None, object_store_memory: int | None = None, env_vars: dict | None = None):
+    """Start a local Ray cluster (``address=None``) or connect to one; idempotent."""
+    import ray  # noqa: PLC0415
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": {k: str(v) for k, v in (env_vars or {}).items()}}
+    kwargs = dict(include_dashboard=False, log_to_driver=True, runtime_env=runtime_env, configure_logging=False)
+    if address:
+        kwargs["address"] = address
+    elif object_store_memory:
+        kwargs["object_store_memory"] = int(object_store_memory)
+    os.environ.setdefault("RAY_DISABLE_DASHBOARD", "1")
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise ClusterError(f"cannot start or join {where}: {exc}") from exc
+    logger.info("Ray ready: %s", ray.cluster_resources())
+
+
+def cluster_gpus() -> int:
+    """GPUs Ray sees in the cluster (0 on CPU machines)."""
+    import ray  # noqa: PLC0415
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) -> dict[str, list[WorkerSlot]]:
+    """Create the placement group(s) and return one :class:`WorkerSlot` per worker of each component."""
+    import ray  # noqa: PLC0415
+    from ray.util.placement_group import placement_group  # noqa: PLC0415
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+
+    gpu_ids = sorted({g for p in placement.values() if p.uses_gpu for g in p.gpu_ids})
+    cpu_workers = [(c, r) for c, p in placement.items() if not p.uses_gpu for r in range(p.world_size)]
+    bundles = [{"GPU": 1.0, "CPU": CPU_SHARE * 3} for _ in gpu_ids] + [{"CPU": CPU_SHARE} for _ in cpu_workers]
+    group = placement_group(bundles, strategy="PACK" if not gpu_ids else "STRICT_PACK")
+    ready, _ = ray.wait([group.ready()], timeout=timeout_s)
+    if not ready:
+        ray.util.remove_placement_group(group)
+        raise ClusterError(
+            f"waited {timeout_s:.0f}s for resources {bundles} but the cluster has {ray.available_resources()}; "
+            "check cluster.component_placement and the GPUs of the Ray nodes"
+        )
+    slots: dict[str, list[WorkerSlot]] = {name: [] for name in placement}
+    bundle_of_gpu = {g: i for i, g in enumerate(gpu_ids)}
+    bundle_of_cpu = {key: len(gpu_ids) + i for i, key in enumerate(cpu_workers)}
+    for name, comp in placement.items():
+        for rank in range(comp.world_size):
+            if comp.uses_gpu:
+                index, resources = (
+                    bundle_of_gpu[comp.gpu_ids[rank]],
+                    {"num_gpus": GPU_SHARE[name], "num_cpus": CPU_SHARE},
+                )
+            else:
+                index, resources = bundle_of_cpu[(name, rank)], {"num_gpus": 0, "num_cpus": CPU_SHARE}
+            strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
+            slots[name].append(WorkerSlot(name, rank, {"scheduling_strategy": strategy, **resources}))
+    return slots

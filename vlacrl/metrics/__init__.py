@@ -1,0 +1,1 @@
+"""Metric loggers (console, TensorBoard, WandB), phase timers and continual-learning metrics."""

@@ -1,0 +1,117 @@
+"""Metric backends selected by ``runner.logger.logger_backends`` (console, tensorboard, wandb).
+
+TensorBoard writes to ``<log_path>/tensorboard``; WandB to ``<log_path>/wandb`` with
+``runner.logger.wandb.mode`` = online | offline | disabled (offline and disabled never need a key).
+The resolved config is saved as ``<log_path>/config.yaml`` by :func:`save_resolved_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+logger = logging.getLogger(__name__)
+
+
+class ConsoleBackend:
+    """One line per step with the metrics in sorted order (through ``logging``)."""
+
+    def __init__(self, **_):
+        pass
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        body = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
+        logger.info("step %d: %s", step, body)
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardBackend:
+    def __init__(self, log_path: Path, **_):
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+
+        self.writer = SummaryWriter(log_dir=str(log_path / "tensorboard"))
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and math.isfinite(float(value)):
+                self.writer.add_scalar(key, float(value), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WandbBackend:
+    def __init__(self, log_path: Path, project: str, name: str, config: dict, mode: str = "disabled", **_):
+        import wandb  # noqa: PLC0415
+
+        (log_path / "wandb").mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, name=name, config=config, dir=str(log_path), mode=mode, reinit=True)
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+BACKENDS: dict[str, Callable[..., Any]] = {
+    "console": ConsoleBackend,
+    "tensorboard": TensorBoardBackend,
+    "wandb": WandbBackend,
+}
+
+
+class MetricLogger:
+    """Fans metrics out to every configured backend."""
+
+    def __init__(
+        self,
+        backends: list[str],
+        log_path: str | Path,
+        *,
+        project: str = "vlacrl",
+        name: str = "run",
+        config: dict | None = None,
+        wandb_mode: str = "disabled",
+    ):
+        self.log_path = Path(log_path)
+        self.log_path.mkdir(parents=True, exist_ok=True)
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown logger backend(s) {unknown}; choose from {sorted(BACKENDS)}")
+        kwargs = dict(log_path=self.log_path, project=project, name=name, config=config or {}, mode=wandb_mode)
+        self.backends = [BACKENDS[b](**kwargs) for b in backends]
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if _is_number(v)}
+        for backend in self.backends:
+            backend.log(clean, step)
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def save_resolved_config(config: dict, log_path: str | Path) -> Path:
+    """Write the resolved config as ``config.yaml`` (and ``config.json``) in the log dir."""
+    import yaml  # noqa: PLC0415
+
+    path = Path(log_path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (path / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    return path / "config.yaml"

@@ -1,0 +1,1 @@
+"""Thin Ray actors over the pure modules: env, rollout and actor workers."""

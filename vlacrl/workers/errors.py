@@ -1,0 +1,37 @@
+"""Errors raised inside workers carry the worker's role and rank to the driver."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+
+
+class WorkerError(RuntimeError):
+    """The first real error of a worker: role, rank, exception and its traceback."""
+
+    def __init__(self, role: str, rank: int, message: str, log_file: str | None = None):
+        where = f" (log: {log_file})" if log_file else ""
+        super().__init__(f"{role} worker rank {rank}{where}: {message}")
+        self.role, self.rank, self.message, self.log_file = role, rank, message, log_file
+
+    def __reduce__(self):  # crosses process boundaries (Ray) intact
+        return (type(self), (self.role, self.rank, self.message, self.log_file))
+
+
+def annotated(method):
+    """Decorate a worker method: any exception becomes a :class:`WorkerError` naming the worker.
+
+    The worker object must have ``role`` and ``rank`` attributes (and optionally ``log_file``).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except WorkerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - annotate every failure, keep the traceback text
+            detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            raise WorkerError(self.role, self.rank, detail, getattr(self, "log_file", None)) from None
+
+    return wrapper
