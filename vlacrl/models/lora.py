@@ -1,0 +1,152 @@
+"""LoRA through peft: the reference's configuration, adapter save/load, merging with a coefficient, scaling.
+
+Configuration (§2.8): r = α = 32 (scaling α/r = 1), dropout 0, Gaussian init (A ~ N(0, 1/r), B = 0),
+``target_modules`` matched by suffix: the ViT ``qkv``/``proj``/``fc1``/``fc2`` (and the patch-embedding conv
+``proj``), SigLIP's unused attention-pool ``q``/``kv``/``proj``/``mlp.fc*``, the projector ``fc1``–``fc3``,
+every Llama ``q/k/v/o/gate/up/down_proj`` and ``lm_head``. Only LoRA A/B matrices (+ the value head) train.
+
+Weight merge (§4.4): earlier adapters are folded into the base one after another, each scaled by c:
+``W ← W + c · (α/r) · B_j A_j``; a fresh adapter is then trained on top. LoRA-scale evaluation (§4.8)
+multiplies every LoRA layer's scaling by s (s = 0 → base model, s = 1 → unchanged).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
+from torch import nn
+
+from vlacrl.models.errors import LoraError
+
+logger = logging.getLogger(__name__)
+
+LORA_TARGET_MODULES: tuple[str, ...] = (
+    "proj", "qkv", "fc1", "fc2",  # vision transformers (and the projector's fc1/fc2)
+    "q", "kv", "fc3",  # SigLIP attention pool, projector
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",  # Llama
+)  # fmt: skip
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def lora_config(rank: int = 32, alpha: int | None = None, target_modules: Sequence[str] = LORA_TARGET_MODULES):
+    """peft ``LoraConfig`` of the reference: α = r unless given, dropout 0, Gaussian init."""
+    return LoraConfig(
+        r=rank,
+        lora_alpha=rank if alpha is None else alpha,
+        lora_dropout=0.0,
+        target_modules=list(target_modules),
+        init_lora_weights="gaussian",
+    )
+
+
+def _unfreeze_value_head(model: nn.Module) -> None:
+    head = getattr(model, "value_head", None)
+    if head is not None:
+        for param in head.parameters():
+            param.requires_grad = True
+
+
+def add_lora(model: nn.Module, rank: int = 32, alpha: int | None = None) -> PeftModel:
+    """Wrap ``model`` (modified in place) with a new trainable adapter ``default``; the value head stays trainable."""
+    peft_model = get_peft_model(model, lora_config(rank, alpha))
+    _unfreeze_value_head(peft_model.get_base_model())
+    return peft_model
+
+
+def check_adapter_dir(adapter_dir: str | Path) -> Path:
+    """Raise :class:`LoraError` unless ``adapter_dir`` holds ``adapter_config.json`` and adapter weights."""
+    path = Path(adapter_dir)
+    if not (path / ADAPTER_CONFIG).is_file() or not any((path / w).is_file() for w in ADAPTER_WEIGHTS):
+        raise LoraError(
+            f"{path} is not a LoRA adapter directory: expected {ADAPTER_CONFIG} and "
+            f"{' or '.join(ADAPTER_WEIGHTS)} (as written by PeftModel.save_pretrained or the reference's actor)"
+        )
+    return path
+
+
+def load_lora(model: nn.Module, adapter_dir: str | Path, trainable: bool = True) -> PeftModel:
+    """Load a saved adapter (safetensors, or the reference's ``adapter_model.bin``) onto ``model``."""
+    path = check_adapter_dir(adapter_dir)
+    peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    if trainable:
+        _unfreeze_value_head(peft_model.get_base_model())
+    return peft_model
+
+
+def save_lora(peft_model: PeftModel, out_dir: str | Path) -> Path:
+    """Write the adapter as ``adapter_model.safetensors`` + ``adapter_config.json``, atomically (temp dir + rename)."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        peft_model.save_pretrained(str(tmp), safe_serialization=True, save_embedding_layers=False)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def lora_layers(model: nn.Module) -> list[tuple[str, LoraLayer]]:
+    """All peft LoRA layers of ``model`` with their module names."""
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, LoraLayer)]
+
+
+def scale_lora(model: nn.Module, scale: float) -> int:
+    """Multiply the scaling of every active adapter in every LoRA layer by ``scale``; returns the layer count."""
+    layers = lora_layers(model)
+    if not layers:
+        raise LoraError("no LoRA layers found: load or create an adapter before scaling it")
+    for _, layer in layers:
+        layer.scale_layer(float(scale))
+    return len(layers)
+
+
+def merge_adapters(model: nn.Module, adapter_dirs: Sequence[str | Path], coefficient: float) -> nn.Module:
+    """Fold each adapter into the base weights in order, scaled by ``coefficient``: W ← W + c·ΔW_j.
+
+    Returns the plain (un-wrapped) model with merged weights.
+    """
+    if not 0.0 <= float(coefficient) <= 1.0:
+        raise LoraError(f"the merge coefficient must be in [0, 1], got {coefficient}")
+    for index, adapter_dir in enumerate(adapter_dirs):
+        peft_model = load_lora(model, adapter_dir, trainable=False)
+        scale_lora(peft_model, coefficient)
+        model = peft_model.merge_and_unload()
+        logger.info(
+            "merged adapter %d/%d (%s) with coefficient %s", index + 1, len(adapter_dirs), adapter_dir, coefficient
+        )
+    return model
+
+
+def setup_lora(
+    model: nn.Module,
+    *,
+    rank: int = 32,
+    lora_path: str | Path | None = None,
+    lora_paths: Sequence[str | Path] = (),
+    merge_coefficient: float = 1.0,
+    lora_scale: float = 1.0,
+) -> PeftModel:
+    """The reference's adapter set-up: merge ``lora_paths`` (coefficient c), then load ``lora_path`` (trainable) or
+    add a fresh adapter, then scale the adapters by ``lora_scale``."""
+    if lora_paths:
+        model = merge_adapters(model, lora_paths, merge_coefficient)
+    peft_model = load_lora(model, lora_path) if lora_path is not None else add_lora(model, rank)
+    if float(lora_scale) != 1.0:
+        scale_lora(peft_model, lora_scale)
+    return peft_model
+
+
+def trainable_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that require gradients."""
+    return [name for name, param in model.named_parameters() if param.requires_grad]
