@@ -1,21 +1,18 @@
 """Bad configs fail before Ray starts, each with one line naming the key."""
 
-import json
-
 import pytest
 
 from vlacrl.config.compose import compose
 from vlacrl.config.validate import ConfigError, validate_config
 from vlacrl.distributed.placement import PlacementError, resolve_placement
+from vlacrl.models.openvla_oft import write_tiny_checkpoint
 
 MAIN = "crl_experiment/libero_spatial_grpo_openvlaoft_spatial"
 
 
-@pytest.fixture
-def model_dir(tmp_path):
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "openvla"}))
-    return str(tmp_path / "m")
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return str(write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def cfg_with(model_dir, *overrides):
@@ -39,7 +36,7 @@ def test_reference_config_sizes(model_dir):
         (["algorithm.num_group_envs=6"], "num_group_envs \\(6\\) must be divisible by the env world size"),
         (["env.train.max_episode_steps=500"], "multiple of the chunk length"),
         (["runner.logger.wandb.mode=maybe"], "wandb.mode"),
-        (["+actor.model.lora_path=/nonexistent/adapter"], "not a LoRA adapter dir"),
+        (["+actor.model.lora_path=/nonexistent/adapter"], "lora_path: /nonexistent/adapter is not a LoRA adapter"),
         (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),
     ],
 )
@@ -50,7 +47,7 @@ def test_bad_config_gives_one_line(model_dir, overrides, message):
 
 
 def test_missing_model_dir_says_where_to_put_it():
-    with pytest.raises(ConfigError, match="does not exist; put the HF-format checkpoint there .*model/README.md"):
+    with pytest.raises(ConfigError, match="rollout.model_dir: Bad model directory /nowhere/model: the directory does"):
         validate_config(compose(MAIN, ["actor.checkpoint_load_path=/nowhere/model"]), num_gpus=1)
 
 

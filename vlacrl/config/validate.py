@@ -104,18 +104,24 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
 
 
 def check_paths(cfg: DictConfig, placement) -> None:
+    from vlacrl.models.errors import LoraError, ModelDirError  # noqa: PLC0415
+    from vlacrl.models.lora import check_adapter_dir  # noqa: PLC0415
+    from vlacrl.models.openvla_oft.checkpoint import validate_model_dir  # noqa: PLC0415
+
     for key in ("rollout.model_dir", "actor.checkpoint_load_path"):
-        path = _get(cfg, key)
-        if path is None or not os.path.isdir(str(path)):
-            raise ConfigError(
-                f"{key}: model directory {path} does not exist; put the HF-format checkpoint there "
-                "(see model/README.md) or point the key at it"
-            )
-        if not os.path.isfile(os.path.join(str(path), "config.json")):
-            raise ConfigError(f"{key}: {path} has no config.json; it is not an HF-format checkpoint dir")
-    lora = _get(cfg, "actor.model.lora_path")
-    if lora is not None and not os.path.isfile(os.path.join(str(lora), "adapter_config.json")):
-        raise ConfigError(f"actor.model.lora_path: {lora} is not a LoRA adapter dir (no adapter_config.json)")
+        try:
+            validate_model_dir(str(_get(cfg, key)))
+        except ModelDirError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    adapters = [("actor.model.lora_path", _get(cfg, "actor.model.lora_path"))]
+    adapters += [("actor.model.lora_paths", p) for p in (_get(cfg, "actor.model.lora_paths") or [])]
+    for key, path in adapters:
+        if path is None:
+            continue
+        try:
+            check_adapter_dir(str(path))
+        except LoraError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
 
 
 def check_runner(cfg: DictConfig, placement) -> None:

@@ -20,8 +20,8 @@ from vlacrl.distributed.placement import ComponentPlacement
 
 logger = logging.getLogger(__name__)
 
-# Share of one GPU per colocated component (sums to 1).
-GPU_SHARE = {"actor": 0.4, "rollout": 0.4, "env": 0.2}
+# Share of one GPU per colocated component (sums to 1; eval envs live beside the training envs).
+GPU_SHARE = {"actor": 0.35, "rollout": 0.35, "env": 0.15, "eval_env": 0.15}
 CPU_SHARE = 0.01  # CPU workers are scheduled without competing for Ray's CPU slots
 
 
@@ -97,4 +97,12 @@ def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) 
                 index, resources = bundle_of_cpu[(name, rank)], {"num_gpus": 0, "num_cpus": CPU_SHARE}
             strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
             slots[name].append(WorkerSlot(name, rank, {"scheduling_strategy": strategy, **resources}))
+    slots["eval_env"] = [eval_slot(s) for s in slots["env"]]
     return slots
+
+
+def eval_slot(env_slot: WorkerSlot) -> WorkerSlot:
+    """The evaluation env worker of an env rank: same bundle, its own GPU share, no CPU share."""
+    options = dict(env_slot.ray_options, num_cpus=0)
+    options["num_gpus"] = GPU_SHARE["eval_env"] if env_slot.ray_options["num_gpus"] > 0 else 0
+    return WorkerSlot("eval_env", env_slot.rank, options)

@@ -1,0 +1,130 @@
+"""What ``vlacrl-train`` and ``vlacrl-eval`` share: checks before Ray, Ray start-up, clean errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from vlacrl.config.resolvers import register_resolvers
+from vlacrl.config.validate import ConfigError, validate_config
+from vlacrl.envs.libero.errors import EnvConfigError, LiberoSetupError, RenderBackendError
+from vlacrl.envs.libero.setup import ensure_libero_ready, repo_root
+from vlacrl.models.errors import LoraError, ModelDirError
+from vlacrl.runners import checkpoint
+
+logger = logging.getLogger(__name__)
+register_resolvers()
+
+USER_ERRORS = (ConfigError, EnvConfigError, LiberoSetupError, RenderBackendError, ModelDirError, LoraError)
+
+
+def config_path() -> str:
+    return str(repo_root() / "configs")
+
+
+def local_gpu_count() -> int:
+    try:
+        import torch  # noqa: PLC0415
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
+
+
+def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
+    """Write the tiny checkpoint the CPU default points at, the first time it is needed."""
+    path = Path(str(cfg.actor.checkpoint_load_path))
+    if cfg.actor.get("create_tiny_checkpoint", False) and not (path / "config.json").exists():
+        from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
+
+        print(f"creating the tiny OpenVLA-OFT checkpoint in {path} (first run)")
+        write_tiny_checkpoint(path)
+
+
+def resume_dir(resolved: dict[str, Any]) -> Path | None:
+    """``runner.resume``: auto → latest complete checkpoint in the log dir; disable → None; else that dir."""
+    mode = str(resolved["runner"].get("resume", "auto"))
+    if mode == "disable":
+        return None
+    if mode == "auto":
+        return checkpoint.latest_checkpoint(resolved["runner"]["logger"]["log_path"])
+    path = Path(mode)
+    if not (path / checkpoint.COMPLETE).exists():
+        raise ConfigError(f"runner.resume: {path} is not a complete checkpoint (no {checkpoint.COMPLETE} file)")
+    return path
+
+
+@contextlib.contextmanager
+def start_run(cfg: DictConfig, *, train: bool):
+    """Validate, start Ray and the workers; yields (resolved cfg, groups, metric logger, resume dir)."""
+    from vlacrl.distributed.cluster import cluster_gpus, init_ray  # noqa: PLC0415
+    from vlacrl.metrics.loggers import MetricLogger, save_resolved_config  # noqa: PLC0415
+    from vlacrl.runners.workers import create_groups  # noqa: PLC0415
+
+    ensure_libero_ready()
+    ensure_tiny_checkpoint(cfg)
+    address = cfg.cluster.get("address")
+    if not address:  # joining a cluster: GPUs are known (and the placement checked) only after joining
+        sizes = validate_config(cfg, local_gpu_count())
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    log_path = Path(resolved["runner"]["logger"]["log_path"]).resolve()
+    resolved["runner"]["logger"]["log_path"] = str(log_path)
+    ckpt = resume_dir(resolved) if train else None
+    save_resolved_config(resolved, log_path)
+    init_ray(address, resolved["cluster"].get("ray_object_store_memory"))
+    if address:  # the real GPU count is known only now
+        sizes = validate_config(cfg, cluster_gpus())
+    logger_cfg = resolved["runner"]["logger"]
+    metric_logger = MetricLogger(
+        list(logger_cfg.get("logger_backends") or ["console"]), log_path,
+        project=logger_cfg.get("project_name", "vlacrl"), name=logger_cfg.get("experiment_name", "run"),
+        config=resolved, wandb_mode=(logger_cfg.get("wandb") or {}).get("mode", "disabled"),
+    )  # fmt: skip
+    try:
+        groups = create_groups(
+            resolved, sizes, train=train, timeout_s=float(resolved["cluster"]["placement_timeout_s"])
+        )
+        yield resolved, groups, metric_logger, ckpt
+    finally:
+        metric_logger.close()
+        _shutdown_ray()
+
+
+def _shutdown_ray() -> None:
+    import ray  # noqa: PLC0415
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def first_worker_error(exc: BaseException) -> str:
+    """The message of the first real error behind Ray's wrappers."""
+    import ray  # noqa: PLC0415
+
+    while isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    return str(exc).strip()
+
+
+def run_guarded(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
+    """Run ``fn``; user errors → one line and exit 2, worker failures → the first real error and exit 1."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return fn(cfg)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - everything else is reported once, without the cascade
+        import ray  # noqa: PLC0415
+
+        if isinstance(exc, (ray.exceptions.RayError,)):
+            print(f"error: a worker failed: {first_worker_error(exc)}", file=sys.stderr)
+            return 1
+        raise

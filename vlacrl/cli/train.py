@@ -1,0 +1,50 @@
+"""``vlacrl-train``: GRPO/PPO training of the policy on LIBERO with Ray workers (Hydra main).
+
+    vlacrl-train                                   # the embedded CPU default (configs/cpu_tiny.yaml)
+    vlacrl-train --config-name crl_experiment/libero_spatial_grpo_openvlaoft_spatial env.fixed_task_ids=[0]
+
+Every reference override works (``env.fixed_task_ids=[k]``, ``+actor.model.lora_path=DIR``,
+``runner.max_epochs=N``, ...). The config is validated before Ray starts; a bad value ends with one
+``error:`` line and exit code 2. A failing worker ends with its first real error (role, rank) and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from vlacrl.cli.launch import config_path, run_guarded, start_run
+from vlacrl.runners.embodied import EmbodiedRunner
+
+logger = logging.getLogger("vlacrl.train")
+
+
+def train(cfg: DictConfig) -> int:
+    with start_run(cfg, train=True) as (resolved, groups, metric_logger, resume_dir):
+        runner = EmbodiedRunner(resolved, groups, metric_logger)
+        runner.init_workers(resume_dir)
+        if runner.global_step >= runner.max_steps:
+            print(f"nothing to do: already at global step {runner.global_step} of {runner.max_steps}")
+            return 0
+        metrics = runner.run()
+        print(f"done: {runner.global_step} global steps; logs in {runner.log_path}")
+        success = metrics.get("rollout/env_info/success_once")
+        if success is not None:
+            print(f"last step: rollout/env_info/success_once={success:.3f}")
+    return 0
+
+
+@hydra.main(config_path=config_path(), config_name="cpu_tiny", version_base=None)
+def _hydra_main(cfg: DictConfig) -> None:
+    sys.exit(run_guarded(train, cfg))
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training loop, continual sequence runner, evaluation, checkpoints."""

@@ -1,0 +1,183 @@
+"""The training loop of one task (spec §1.4) and evaluation (spec §8), driven from the Ray driver.
+
+Per global step: weight sync actor → rollout, rollout generation (env and rollout workers exchange
+env batches and action chunks through Ray object refs; with ``pipeline_stage_num`` > 1 one stage's
+env steps overlap another stage's inference), actor update, metrics, checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episode_records
+from vlacrl.metrics.loggers import MetricLogger
+from vlacrl.metrics.timers import PhaseTimer
+from vlacrl.runners import checkpoint
+from vlacrl.runners.workers import WorkerGroups, create_env_group
+
+logger = logging.getLogger(__name__)
+
+
+def _get(refs):
+    import ray  # noqa: PLC0415
+
+    return ray.get(refs)
+
+
+class EmbodiedRunner:
+    """Runs ``max_steps`` global steps of GRPO/PPO on the configured task(s)."""
+
+    def __init__(self, cfg: dict[str, Any], groups: WorkerGroups, metric_logger: MetricLogger):
+        self.cfg, self.groups, self.metric_logger = cfg, groups, metric_logger
+        self.log_path = Path(cfg["runner"]["logger"]["log_path"])
+        self.timer = PhaseTimer()
+        self.global_step = 0
+        self.stages = int(cfg["rollout"].get("pipeline_stage_num", 1))
+        runner = cfg["runner"]
+        self.max_steps = int(runner["max_epochs"])
+        if int(runner.get("max_steps", -1)) >= 0:
+            self.max_steps = min(self.max_steps, int(runner["max_steps"]))
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def init_workers(self, resume_dir: Path | None) -> None:
+        """Form the actor process group (rank 0's address), build models, restore a checkpoint."""
+        addr, port = _get(self.groups.actors[0].master_address.remote())
+        resume = str(resume_dir) if resume_dir else None
+        _get([a.setup.remote(addr, port, resume) for a in self.groups.actors])
+        if resume_dir is not None:
+            state = checkpoint.read_trainer_state(resume_dir)
+            self.global_step = int(state["global_step"])
+            _get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
+            logger.info("resumed from %s at global step %d", resume_dir, self.global_step)
+
+    def sync_weights(self) -> None:
+        """Actor's trainable weights (gathered on rank 0) → every rollout worker."""
+        with self.timer.phase("weight_sync"):
+            states = _get([a.trainable_state.remote() for a in self.groups.actors])
+            _get([r.load_weights.remote(states[0]) for r in self.groups.rollouts])
+
+    # -- rollouts -------------------------------------------------------------------------------------
+    def _run_epoch(self, envs: list, n_chunks: int, mode: str, video_name: str) -> list:
+        """One rollout epoch on every (rank, stage); returns the refs of the last env batches."""
+        refs = {(r, s): env.start_epoch.remote(s) for r, env in enumerate(envs) for s in range(self._stages(mode))}
+        for _ in range(n_chunks):
+            for (r, s), ref in list(refs.items()):
+                actions = self.groups.rollouts[r].act.remote(s, ref, mode)
+                refs[(r, s)] = envs[r].step.remote(s, actions)
+        if mode == "train":
+            _get([self.groups.rollouts[r].observe_final.remote(s, ref) for (r, s), ref in refs.items()])
+        _get([envs[r].finish_epoch.remote(s, video_name) for (r, s) in refs])
+        return list(refs.values())
+
+    def _stages(self, mode: str) -> int:
+        return self.stages if mode == "train" else 1
+
+    def generate_rollouts(self) -> list:
+        """All rollout epochs of one global step; returns one batch ref per rollout rank."""
+        algo = self.cfg["algorithm"]
+        with self.timer.phase("rollout"):
+            for epoch in tqdm(range(int(algo["rollout_epoch"])), desc="rollout epochs", leave=False):
+                name = f"step_{self.global_step}_epoch_{epoch}"
+                self._run_epoch(self.groups.envs, int(algo["n_chunk_steps"]), "train", name)
+            return [r.collect.remote() for r in self.groups.rollouts]
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self) -> dict[str, float]:
+        """Global steps from the current one to ``max_steps``; returns the last step's metrics."""
+        metrics: dict[str, float] = {}
+        val_every = int(self.cfg["runner"].get("val_check_interval", -1))
+        bar = tqdm(total=self.max_steps, initial=self.global_step, desc="global steps")
+        while self.global_step < self.max_steps:
+            step_start = time.perf_counter()
+            self.sync_weights()
+            if val_every > 0 and self.global_step % val_every == 0:
+                self.metric_logger.log(self.evaluate(), step=self.global_step)
+            metrics = self.train_one_step()
+            metrics["time/step"] = time.perf_counter() - step_start
+            self.metric_logger.log(metrics, step=self.global_step)
+            self.global_step += 1
+            self.maybe_save()
+            bar.update(1)
+        bar.close()
+        return metrics
+
+    def train_one_step(self) -> dict[str, float]:
+        batches = self.generate_rollouts()
+        env_info = self._env_info_metrics(batches)
+        with self.timer.phase("actor_training"):
+            per_rank = _get([a.train_step.remote(b) for a, b in zip(self.groups.actors, batches)])
+        metrics = dict(per_rank[0])
+        metrics.pop("time/actor_training", None)
+        metrics.update(env_info)
+        metrics.update(self.timer.pop())
+        env_steps = self._env_steps_per_global_step()
+        metrics["rollout/env_steps_per_s"] = env_steps / max(metrics.get("time/rollout", 0.0), 1e-9)
+        for rollout_timing in _get([r.pop_timings.remote() for r in self.groups.rollouts]):
+            for key, value in rollout_timing.items():
+                metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
+        return metrics
+
+    def _env_info_metrics(self, batches: list) -> dict[str, float]:
+        import ray  # noqa: PLC0415
+
+        @ray.remote(num_cpus=0)
+        def env_info_means(batch):
+            return {k: float(v.float().mean()) for k, v in batch.items() if k.startswith("env_info/")}
+
+        per_rank = _get([env_info_means.remote(b) for b in batches])
+        keys = set().union(*per_rank)
+        return {f"rollout/{k}": float(np.mean([m[k] for m in per_rank if k in m])) for k in sorted(keys)}
+
+    def _env_steps_per_global_step(self) -> int:
+        algo, env = self.cfg["algorithm"], self.cfg["env"]["train"]
+        return int(algo["rollout_epoch"]) * int(env["max_episode_steps"]) * int(env["num_envs"])
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def maybe_save(self) -> Path | None:
+        interval = int(self.cfg["runner"].get("save_interval", -1))
+        if interval <= 0 or (self.global_step % interval and self.global_step != self.max_steps):
+            return None
+        return self.save()
+
+    def save(self) -> Path:
+        tmp = checkpoint.temp_dir(self.log_path, self.global_step, str(os.getpid()))
+        tmp.mkdir(parents=True, exist_ok=True)
+        _get([a.save_checkpoint.remote(str(tmp)) for a in self.groups.actors])
+        samplers = _get([e.sampler_states.remote() for e in self.groups.envs])
+        state = {"global_step": self.global_step, "env_samplers": samplers}
+        return checkpoint.finalize(tmp, checkpoint.step_dir(self.log_path, self.global_step), state)
+
+    # -- evaluation ------------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """``algorithm.eval_rollout_epoch`` epochs over the eval envs; ``eval/env_info/...`` metrics."""
+        if not self.groups.eval_envs:
+            self.groups.eval_envs = create_env_group(self.cfg, self.groups.slots["eval_env"], "eval")
+        tasks = eval_task_ids(self.cfg)
+        per_epoch = []
+        start = time.perf_counter()
+        n_chunks = int(self.cfg["algorithm"]["n_eval_chunk_steps"])
+        for epoch in tqdm(range(int(self.cfg["algorithm"]["eval_rollout_epoch"])), desc="eval epochs", leave=False):
+            last = _get(self._run_epoch(self.groups.eval_envs, n_chunks, "eval", f"eval_{self.global_step}_{epoch}"))
+            per_epoch.append(epoch_metrics(merge_episode_records([b.episode for b in last]), tasks))
+        metrics = {f"eval/{k}": v for k, v in average_epochs(per_epoch).items()}
+        metrics["time/eval"] = time.perf_counter() - start
+        return metrics
+
+
+def eval_task_ids(cfg: dict[str, Any]) -> list[int]:
+    """Tasks evaluated: ``env.eval.fixed_task_ids`` or every task of the suite."""
+    from vlacrl.envs.libero import suites  # noqa: PLC0415
+
+    fixed = cfg["env"]["eval"].get("fixed_task_ids")
+    return (
+        list(fixed)
+        if fixed is not None
+        else list(range(suites.SUITE_TASK_COUNTS[cfg["env"]["eval"]["task_suite_name"]]))
+    )

@@ -1,0 +1,212 @@
+"""ActorWorker: one FSDP2 rank that turns rollout batches into policy updates.
+
+Per global step (spec §1.3, §3.7): rollout layout → actor layout → loss mask → group filter →
+advantages → flatten + one shared shuffle → mini-batches of ``global_batch_size / actor_ws`` samples
+→ micro-batches (gradient accumulation) → grad-norm clip → AdamW step. AdamW is built as the
+reference builds it: groups with only ``lr`` and ``betas`` (so eps = 1e-8, weight_decay = 0.01).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+
+from vlacrl.algorithms import (
+    AlgorithmConfig,
+    apply_group_filter,
+    compute_actor_loss,
+    compute_advantages_and_returns,
+    compute_loss_mask,
+    flatten_and_shuffle,
+    iter_microbatches,
+    iter_minibatches,
+    make_update_schedule,
+    mean_metrics,
+    rollout_batch_to_actor_layout,
+    rollout_metrics,
+)
+from vlacrl.distributed import torch_dist
+from vlacrl.runners import checkpoint
+from vlacrl.workers.errors import annotated
+from vlacrl.workers.policy_setup import build_policy, worker_device
+
+logger = logging.getLogger(__name__)
+
+MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
+
+
+def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters: value head at ``value_lr``, everything else at ``lr``."""
+    betas = (float(optim_cfg["adam_beta1"]), float(optim_cfg["adam_beta2"]))
+    main, head = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head if "value_head" in name else main).append(param)
+    groups = [{"params": main, "lr": float(optim_cfg["lr"]), "betas": betas}]
+    if head:
+        groups.append({"params": head, "lr": float(optim_cfg["value_lr"]), "betas": betas})
+    return torch.optim.AdamW(groups)
+
+
+def inner_policy(model: torch.nn.Module) -> torch.nn.Module:
+    """The OpenVLA-OFT module inside a PeftModel (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class ActorWorker:
+    """One actor rank: FSDP2-sharded policy, AdamW, the RL update."""
+
+    role = "actor"
+
+    def __init__(self, cfg: Mapping[str, Any], rank: int, world_size: int, use_gpu: bool = False):
+        self.cfg, self.rank, self.world_size, self.use_gpu = cfg, rank, world_size, use_gpu
+        self.device = worker_device(use_gpu)
+        self.algo = AlgorithmConfig.from_mapping(cfg["algorithm"])
+        self.require_values = bool(cfg["algorithm"].get("require_values", False))
+        sampling = cfg["algorithm"]["sampling_params"]
+        self.temperature = float(sampling["temperature_train"])
+        self.top_k = int(sampling.get("top_k", -1)) if int(sampling.get("top_k", -1)) > 0 else None
+        self.model = None
+        self.optimizer = None
+        self.global_step = 0
+
+    @annotated
+    def master_address(self) -> tuple[str, int]:
+        """Address and a free port of this rank (the driver asks rank 0)."""
+        return torch_dist.host_address(), torch_dist.free_port()
+
+    @annotated
+    def setup(self, master_addr: str, master_port: int, resume_dir: str | None = None) -> int:
+        """Join the process group, build and shard the policy, create the optimizer; returns #trainable.
+
+        With ``resume_dir`` (a complete checkpoint) the adapter, value head and AdamW state come from it.
+        """
+        torch_dist.init_process_group(self.rank, self.world_size, master_addr, master_port, self.use_gpu)
+        torch.manual_seed(int(self.cfg["actor"].get("seed", 0)))  # identical LoRA init on every rank
+        cfg = self.cfg
+        if resume_dir is not None:
+            cfg = {
+                **cfg,
+                "actor": {**cfg["actor"], "model": {**cfg["actor"]["model"], "lora_path": f"{resume_dir}/actor"}},
+            }
+        model = build_policy(cfg, str(cfg["actor"]["checkpoint_load_path"]), self.use_gpu)
+        if resume_dir is not None:
+            checkpoint.load_value_head(model, Path(resume_dir) / "actor")
+        policy = inner_policy(model)
+        if cfg["actor"]["model"].get("gradient_checkpointing", True):
+            policy.enable_gradient_checkpointing()
+        torch_dist.shard(policy, use_gpu=self.use_gpu, cpu_offload=bool(cfg["actor"]["model"].get("cpu_offload")))
+        self.model = model.train()
+        self.optimizer = build_optimizer(model, cfg["actor"]["optim"])
+        if resume_dir is not None:
+            checkpoint.load_optimizer(self.model, self.optimizer, Path(resume_dir) / "actor" / "optim")
+            self.global_step = int(checkpoint.read_trainer_state(Path(resume_dir))["global_step"])
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    @annotated
+    def save_checkpoint(self, out_dir: str) -> None:
+        """Write the adapter (rank 0) and the sharded optimizer state into ``out_dir/actor``; collective."""
+        state = torch_dist.full_state_dict(self.model, trainable_only=True)
+        actor_dir = Path(out_dir) / "actor"
+        if self.rank == 0:
+            checkpoint.write_adapter(self.model, state, actor_dir)
+        checkpoint.save_optimizer(self.model, self.optimizer, actor_dir / "optim")
+        if dist.is_initialized():
+            dist.barrier()
+
+    @annotated
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Full (unsharded) trainable weights on CPU; collective, rank 0 gets them, others ``{}``."""
+        state = torch_dist.full_state_dict(self.model, trainable_only=True)
+        return state if self.rank == 0 else {}
+
+    # -- one global step --------------------------------------------------------------------------------
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Masks, filter and advantages in the actor layout; returns the batch and ``rollout/*`` metrics."""
+        batch = rollout_batch_to_actor_layout(batch, self.algo.rollout_epoch)
+        loss_mask, loss_mask_sum = compute_loss_mask(batch["dones"])
+        if self.algo.filter_rewards:
+            loss_mask, _ = apply_group_filter(
+                batch["rewards"], loss_mask, self.algo.group_size,
+                self.algo.rewards_lower_bound, self.algo.rewards_upper_bound,
+            )  # fmt: skip
+        values = batch.get("prev_values") if self.require_values else None
+        advantages, returns = compute_advantages_and_returns(
+            self.algo, rewards=batch["rewards"], dones=batch["dones"], loss_mask=loss_mask, values=values
+        )
+        batch.update(loss_mask=loss_mask, loss_mask_sum=loss_mask_sum, advantages=advantages, returns=returns)
+        metrics = {f"rollout/{k}": v for k, v in rollout_metrics(batch["rewards"], advantages, returns).items()}
+        return batch, metrics
+
+    def _micro_loss(self, micro: dict[str, torch.Tensor], accumulation: int) -> dict[str, float]:
+        model_cfg = self.cfg["actor"]["model"]
+        inputs = {k: micro[k].to(self.device) for k in MODEL_INPUT_KEYS}
+        out = inner_policy(self.model).action_logprobs(
+            inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], inputs["action_tokens"],
+            temperature=self.temperature, top_k=self.top_k,
+        )  # fmt: skip
+        loss, metrics = compute_actor_loss(
+            self.algo,
+            action_dim=int(model_cfg["action_dim"]),
+            max_episode_steps=int(self.cfg["env"]["train"]["max_episode_steps"]),
+            logprobs=out["logprobs"].float(),
+            old_logprobs=micro["prev_logprobs"].to(self.device),
+            entropy=out["entropy"].float(),
+            advantages=micro["advantages"].to(self.device),
+            returns=micro["returns"].to(self.device),
+            loss_mask=micro["loss_mask"].to(self.device),
+            loss_mask_sum=micro["loss_mask_sum"].to(self.device),
+            values=out.get("values"),
+            prev_values=micro["prev_values"].to(self.device),
+        )
+        (loss / accumulation).backward()
+        metrics.update({"rl/loss": float(loss.detach()), "total/loss": float(loss.detach())})
+        return metrics
+
+    @annotated
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One global step on this rank's rollout batch; returns metrics averaged over all actor ranks."""
+        start = time.perf_counter()
+        batch, rollout_stats = self._prepare(batch)
+        generator = torch.Generator().manual_seed(int(self.cfg["actor"].get("seed", 0)) * 100003 + self.global_step)
+        flat = flatten_and_shuffle(batch, generator=generator)
+        size = next(iter(flat.values())).shape[0]
+        schedule = make_update_schedule(
+            size * self.world_size, int(self.cfg["actor"]["global_batch_size"]),
+            int(self.cfg["actor"]["micro_batch_size"]), self.world_size,
+        )  # fmt: skip
+        per_micro, grad_norms = [], []
+        self.model.train()
+        for mini in iter_minibatches(flat, schedule):
+            self.optimizer.zero_grad(set_to_none=True)
+            for micro in iter_microbatches(mini, schedule):
+                per_micro.append(self._micro_loss(micro, schedule.num_microbatches))
+            grad_norms.append(self._clip_and_step())
+        self.global_step += 1
+        metrics = {f"train/{k}": v for k, v in mean_metrics(per_micro).items()}
+        metrics["train/actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        metrics["train/actor/lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics.update(rollout_stats)
+        metrics = self._average_across_ranks(metrics)
+        metrics["time/actor_training"] = time.perf_counter() - start
+        return metrics
+
+    def _clip_and_step(self) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, float(self.cfg["actor"]["optim"]["clip_grad"]))
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        self.optimizer.step()
+        return float(norm)
+
+    def _average_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
+        if not dist.is_initialized() or self.world_size == 1:
+            return metrics
+        keys = sorted(metrics)
+        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return {k: float(v) / self.world_size for k, v in zip(keys, values.tolist())}

@@ -1,0 +1,150 @@
+"""RolloutWorker: a policy copy that samples action chunks and records the trajectory batch.
+
+Per rollout epoch and pipeline stage the driver calls ``act`` once per chunk step with the env batch,
+then ``observe_final`` with the epoch's last env batch. ``collect`` returns everything of the global
+step in the reference's rollout layout (spec §1.3), per stage concatenated along the env axis:
+
+    input_ids [E·N, b, L] int64, attention_mask [E·N, b, L] bool, pixel_values [E·N, b, 1, 6, 224, 224],
+    action_tokens [E·N, b, C, D] int64, prev_logprobs [E·N, b, C·D], prev_values [E·(N+1), b, V],
+    rewards [E·N, b, C] float32, dones [E·(N+1), b, C] bool, env_info/<k> [E·b]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from vlacrl.workers.errors import annotated
+from vlacrl.workers.policy_setup import build_policy, build_processor, worker_device
+
+logger = logging.getLogger(__name__)
+
+
+class StageBuffer:
+    """Per-step tensors of one pipeline stage over the epochs of a global step."""
+
+    def __init__(self):
+        self.steps: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.env_info: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def add(self, **tensors: torch.Tensor) -> None:
+        for key, value in tensors.items():
+            self.steps[key].append(value)
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        out = {key: torch.stack(values) for key, values in self.steps.items()}
+        out.update({f"env_info/{k}": torch.as_tensor(np.concatenate(v)) for k, v in self.env_info.items()})
+        return out
+
+
+class RolloutWorker:
+    """Samples actions with the current policy weights; one per rollout rank."""
+
+    role = "rollout"
+
+    def __init__(self, cfg: Mapping[str, Any], rank: int, world_size: int, use_gpu: bool = False):
+        self.rank, self.world_size = rank, world_size
+        self.device = worker_device(use_gpu)
+        model_dir = str(cfg["rollout"]["model_dir"])
+        self.model = build_policy(cfg, model_dir, use_gpu).eval()
+        self.processor = build_processor(cfg, model_dir)
+        self.dtype = next(p.dtype for p in self.model.parameters())
+        sampling = cfg["algorithm"]["sampling_params"]
+        self.temperature = {"train": float(sampling["temperature_train"]), "eval": float(sampling["temperature_eval"])}
+        self.top_k = int(sampling.get("top_k", -1))
+        self.greedy = bool(sampling.get("use_greedy", False))
+        self.require_values = bool(cfg["algorithm"].get("require_values", False))
+        seed = int(cfg["actor"].get("seed", 0)) * 1000 + rank
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.buffers: dict[int, StageBuffer] = defaultdict(StageBuffer)
+        self.infer_seconds = 0.0
+
+    def _inputs(self, env_batch) -> dict[str, torch.Tensor]:
+        inputs = self.processor(list(env_batch.obs["task_descriptions"]), env_batch.obs["full_image"])
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        return inputs
+
+    @torch.no_grad()
+    def _predict(self, inputs: dict[str, torch.Tensor], mode: str):
+        start = time.perf_counter()
+        prediction = self.model.predict_action_batch(
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            inputs["pixel_values"],
+            temperature=self.temperature[mode],
+            top_k=self.top_k if self.top_k > 0 else None,
+            greedy=self.greedy,
+            generator=self.generator,
+        )
+        self.infer_seconds += time.perf_counter() - start
+        return prediction
+
+    def _record_env(self, buffer: StageBuffer, env_batch) -> None:
+        if env_batch.rewards is not None:
+            buffer.add(rewards=torch.as_tensor(env_batch.rewards, dtype=torch.float32))
+        buffer.add(dones=torch.as_tensor(env_batch.dones, dtype=torch.bool))
+
+    @annotated
+    def act(self, stage: int, env_batch, mode: str = "train") -> np.ndarray:
+        """Actions [b, C, D] (env scale) for ``env_batch``; in ``train`` mode the step is recorded."""
+        inputs = self._inputs(env_batch)
+        prediction = self._predict(inputs, mode)
+        if mode == "train":
+            buffer = self.buffers[stage]
+            self._record_env(buffer, env_batch)
+            values = prediction.values if prediction.values is not None else torch.zeros(len(prediction.actions), 1)
+            buffer.add(
+                input_ids=inputs["input_ids"].cpu(),
+                attention_mask=inputs["attention_mask"].bool().cpu(),
+                pixel_values=inputs["pixel_values"].cpu(),
+                action_tokens=prediction.action_tokens.cpu(),
+                prev_logprobs=prediction.logprobs.float().cpu(),
+                prev_values=values.float().cpu(),
+            )
+        return prediction.actions.float().cpu().numpy()
+
+    @annotated
+    def observe_final(self, stage: int, env_batch) -> None:
+        """Record the epoch's last rewards/dones, a bootstrap value, and the episode metrics."""
+        buffer = self.buffers[stage]
+        self._record_env(buffer, env_batch)
+        values = torch.zeros(len(env_batch.dones), 1)
+        if self.require_values:
+            values = self._predict(self._inputs(env_batch), "train").values.float().cpu()
+        buffer.add(prev_values=values)
+        for key, value in (env_batch.episode or {}).items():
+            buffer.env_info[key].append(np.asarray(value))
+
+    @annotated
+    def collect(self) -> dict[str, torch.Tensor]:
+        """The global step's batch (stages concatenated along the env axis); clears the buffers."""
+        stacked = [self.buffers[s].stacked() for s in sorted(self.buffers)]
+        self.buffers.clear()
+        out = {}
+        for key in stacked[0]:
+            axis = 0 if key.startswith("env_info/") else 1
+            out[key] = torch.cat([s[key] for s in stacked], dim=axis) if len(stacked) > 1 else stacked[0][key]
+        return out
+
+    @annotated
+    def load_weights(self, state: dict[str, torch.Tensor]) -> int:
+        """Load the actor's (trainable) weights; returns the number of tensors loaded."""
+        own = dict(self.model.named_parameters())
+        unknown = [k for k in state if k not in own]
+        if unknown:
+            raise KeyError(f"weights not in the rollout model: {unknown[:5]} (of {len(unknown)})")
+        with torch.no_grad():
+            for key, value in state.items():
+                own[key].copy_(value.to(own[key].device, own[key].dtype))
+        return len(state)
+
+    @annotated
+    def pop_timings(self) -> dict[str, float]:
+        seconds, self.infer_seconds = self.infer_seconds, 0.0
+        return {"rollout_inference": seconds}
