@@ -82,10 +82,15 @@ def load_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ckp
 
     state = {"optim": get_optimizer_state_dict(model, optimizer)}
     # Parameters that never received a gradient (LoRA on the unused last ViT block, SigLIP's attention
-    # pool) have no saved AdamW state: they keep the freshly initialised one.
+    # pool) have no saved AdamW state; loading gives them an initialised one, removed again below so the
+    # optimizer looks exactly as in an uninterrupted run.
     planner = dcp.DefaultLoadPlanner(allow_partial_load=True)
     dcp.load(state, checkpoint_id=str(ckpt_dir), planner=planner)
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optim"])
+    saved = dcp.FileSystemReader(str(ckpt_dir)).read_metadata().state_dict_metadata
+    for name, param in model.named_parameters():
+        if param in optimizer.state and f"optim.state.{name}.step" not in saved:
+            del optimizer.state[param]
 
 
 def load_value_head(model: torch.nn.Module, adapter_dir: Path) -> bool:

@@ -177,7 +177,7 @@ class ActorWorker:
         flat = flatten_and_shuffle(batch, generator=generator)
         size = next(iter(flat.values())).shape[0]
         schedule = make_update_schedule(
-            size * self.world_size, int(self.cfg["actor"]["global_batch_size"]),
+            size, int(self.cfg["actor"]["global_batch_size"]),
             int(self.cfg["actor"]["micro_batch_size"]), self.world_size,
         )  # fmt: skip
         per_micro, grad_norms = [], []
