@@ -35,6 +35,7 @@ def test_reference_config_sizes(model_dir):
         (["env/train=libero_goal", "env.train.task_suite_name=libero_100"], "unknown LIBERO suite 'libero_100'"),
         (["algorithm.num_group_envs=6"], "num_group_envs \\(6\\) must be divisible by the env world size"),
         (["env.train.max_episode_steps=500"], "multiple of the chunk length"),
+        (["rollout.pipeline_stage_num=3"], "pipeline_stage_num \\(3\\) must split"),
         (["runner.logger.wandb.mode=maybe"], "wandb.mode"),
         (["+actor.model.lora_path=/nonexistent/adapter"], "lora_path: /nonexistent/adapter is not a LoRA adapter"),
         (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),

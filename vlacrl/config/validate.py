@@ -75,6 +75,12 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
     group_size = _require_int(cfg, "algorithm.group_size")
     if groups % env_ws:
         raise ConfigError(f"algorithm.num_group_envs ({groups}) must be divisible by the env world size ({env_ws})")
+    stages = int(_get(cfg, "rollout.pipeline_stage_num", 1) or 1)
+    if stages < 1 or groups % (env_ws * stages):
+        raise ConfigError(
+            f"rollout.pipeline_stage_num ({stages}) must split each env worker's {groups // env_ws} GRPO group(s) "
+            "evenly (a group never spans two stages)"
+        )
     eval_envs = _require_int(cfg, "env.eval.num_envs")
     if eval_envs % env_ws:
         raise ConfigError(f"env.eval.num_envs ({eval_envs}) must be divisible by the env world size ({env_ws})")

@@ -1,0 +1,87 @@
+"""End-to-end env throughput of the Ray training loop vs the standalone vectorised env (issue C).
+
+Both sides do the same env work: E epochs of (reset + N chunks of 8 steps) on the same envs
+(LIBERO-Spatial task 0, 4 envs in 2 sim processes, 256 px agentview). The standalone side steps
+the envs with zero actions in a plain process; the Ray side is ``vlacrl-train`` with the tiny policy
+(env worker, rollout worker with real inference, FSDP2 actor), read from ``rollout/env_steps_per_s``
+of the last global step (the first one warms up). Reported ratio = Ray / standalone, for
+``rollout.pipeline_stage_num`` 1 and 2.
+
+Usage:  python benchmarks/pipeline.py [--epochs 2] [--chunks 8] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+NUM_ENVS, GROUPS, CHUNK = 4, 2, 8  # 2 GRPO groups of 2: one per stage when S = 2
+
+
+def standalone_rate(epochs: int, chunks: int) -> float:
+    from vlacrl.envs.libero.sim import SimConfig
+    from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+
+    config = VectorEnvConfig(num_envs=NUM_ENVS, group_size=2, task_ids=[0], num_processes=2,
+                             sim=SimConfig(max_episode_steps=chunks * CHUNK))  # fmt: skip
+    with LiberoVectorEnv(config) as env:
+        env.start_epoch()  # warm-up
+        start = time.perf_counter()
+        for _ in range(epochs):
+            env.start_epoch()
+            for _ in range(chunks):
+                env.chunk_step(np.zeros((NUM_ENVS, CHUNK, 7)))
+            env.finish_epoch()
+        return epochs * chunks * CHUNK * NUM_ENVS / (time.perf_counter() - start)
+
+
+def ray_rate(epochs: int, chunks: int, steps: int, stages: int, log_dir: Path) -> float:
+    samples = epochs * chunks * NUM_ENVS
+    overrides = [
+        f"runner.logger.log_path={log_dir}", f"runner.max_epochs={steps}", "runner.save_interval=-1",
+        "runner.resume=disable", "runner.logger.logger_backends=[tensorboard]",
+        f"algorithm.rollout_epoch={epochs}", f"env.train.max_episode_steps={chunks * CHUNK}",
+        "env.train.video_cfg.save_video=False", f"rollout.pipeline_stage_num={stages}",
+        f"actor.global_batch_size={samples}", f"actor.micro_batch_size={samples // 4}",
+        f"algorithm.num_group_envs={GROUPS}", f"env.train.num_processes={2 // stages}",
+    ]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "vlacrl.cli.train", *overrides], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir / "tensorboard"))
+    acc.Reload()
+    return float(acc.Scalars("rollout/env_steps_per_s")[-1].value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2, help="rollout epochs per global step")
+    parser.add_argument("--chunks", type=int, default=8, help="chunks per episode")
+    parser.add_argument("--steps", type=int, default=3, help="global steps of the Ray run (the last is reported)")
+    args = parser.parse_args()
+    from vlacrl.envs.libero.setup import ensure_libero_ready
+
+    ensure_libero_ready()
+    results = {"standalone_env_steps_per_s": standalone_rate(args.epochs, args.chunks)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for stages in (1, 2):
+            rate = ray_rate(args.epochs, args.chunks, args.steps, stages, Path(tmp) / f"s{stages}")
+            results[f"ray_loop_env_steps_per_s_stages{stages}"] = rate
+            results[f"ratio_stages{stages}"] = rate / results["standalone_env_steps_per_s"]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
