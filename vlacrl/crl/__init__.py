@@ -1,0 +1,1 @@
+"""Continual-learning methods as plugins: one class per method, registered by name (``crl.method``)."""

@@ -1,0 +1,98 @@
+"""The interface every continual-learning method implements.
+
+A method lives in two places, built from the same resolved config:
+
+* on the **driver**, the continual runner asks it how to run the task sequence
+  (:meth:`CRLMethod.task_schedule`) and which config overrides each stage's training run and each
+  evaluation need (:meth:`CRLMethod.train_overrides`, :meth:`CRLMethod.eval_overrides`) — this is how
+  Seq. FT chains adapters, weight merge folds earlier adapters, EWC finds the previous Fisher;
+* in every **actor rank**, the actor worker calls the training hooks: :meth:`setup_actor` after the model
+  is built (before sharding), :meth:`param_groups` for the optimizer, :meth:`extra_losses` per
+  micro-batch, :meth:`replay_batch` per micro-batch, :meth:`after_backward` after each micro-batch
+  backward, :meth:`finish_task` once after the last global step of the stage.
+
+Defaults do nothing, so a method overrides only what it changes. Methods keep their state in plain
+attributes; :meth:`state_dict`/:meth:`load_state_dict` make it resumable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+
+@dataclass
+class StageRecord:
+    """What the continual runner knows about a finished stage (one task, or several for multitask)."""
+
+    index: int  # position in the sequence, 0-based
+    task_ids: list[int]
+    run_dir: str  # log dir of the stage's training run
+    adapter_dir: str | None  # <run_dir>/checkpoints/global_step_<G>/actor
+    extra: dict[str, Any] = field(default_factory=dict)  # method outputs (e.g. the Fisher file)
+
+
+class CRLMethod:
+    """Base class: sequential fine-tuning semantics with no extra terms (subclasses refine)."""
+
+    name = "base"
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        """``cfg`` is the resolved run config; the method's own keys are under ``cfg["crl"]``."""
+        self.cfg = cfg
+        self.params: dict[str, Any] = dict((cfg.get("crl") or {}))
+
+    # ---------------------------------------------------------------- driver side (continual runner)
+    def task_schedule(self, task_ids: list[int]) -> list[list[int]]:
+        """The training stages: by default one stage per task, in the given order."""
+        return [[t] for t in task_ids]
+
+    def train_overrides(self, stage_index: int, history: list[StageRecord]) -> dict[str, Any]:
+        """Config overrides (dotted keys) for stage ``stage_index`` given the finished stages."""
+        return {}
+
+    def eval_overrides(self, stage: StageRecord, history: list[StageRecord]) -> dict[str, Any]:
+        """Config overrides to evaluate the model after ``stage`` (default: its adapter)."""
+        return {"actor.model.lora_path": stage.adapter_dir} if stage.adapter_dir else {}
+
+    # ---------------------------------------------------------------- actor side (every actor rank)
+    def setup_actor(self, model: torch.nn.Module) -> None:
+        """Called once the model (with its adapter) is built, before FSDP sharding."""
+
+    def param_groups(self, model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> list[dict] | None:
+        """Optimizer parameter groups, or None for the default (``lr`` for all, ``value_lr`` for the head)."""
+        return None
+
+    def replay_batch(self) -> dict[str, torch.Tensor] | None:
+        """A batch to concatenate to the next RL micro-batch (ER/DER), or None."""
+        return None
+
+    def extra_losses(
+        self, model: torch.nn.Module, outputs: Mapping[str, torch.Tensor], replay: Mapping[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        """Named scalar loss terms added to the RL loss of a micro-batch; logged as ``train/<name>/loss``.
+
+        ``outputs`` are the policy outputs of the micro-batch's RL half; ``replay`` holds the replay half's
+        outputs and targets when :meth:`replay_batch` supplied one.
+        """
+        return {}
+
+    def after_backward(self, model: torch.nn.Module, is_last_step: bool) -> None:
+        """Called after every micro-batch backward (EWC accumulates its Fisher here on the last step)."""
+
+    def after_optimizer_step(self, model: torch.nn.Module, is_last_step: bool) -> None:
+        """Called after every optimizer step."""
+
+    def finish_task(self, model: torch.nn.Module, out_dir: Path, is_rank0: bool) -> dict[str, Any]:
+        """Called on every rank after the stage's last step; returns what the runner records (rank 0)."""
+        return {}
+
+    # ---------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass

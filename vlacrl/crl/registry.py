@@ -1,0 +1,52 @@
+"""Method registry: ``crl.method=<name>`` picks a class registered here."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from vlacrl.crl.base import CRLMethod
+
+METHODS: dict[str, type[CRLMethod]] = {}
+
+
+class UnknownMethodError(ValueError):
+    """``crl.method`` names no registered method."""
+
+
+def register(name: str) -> Callable[[type[CRLMethod]], type[CRLMethod]]:
+    """Class decorator: ``@register("ewc")``."""
+
+    def wrap(cls: type[CRLMethod]) -> type[CRLMethod]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def method_names() -> list[str]:
+    _import_builtin_methods()
+    return sorted(METHODS)
+
+
+def build_method(cfg: Mapping[str, Any]) -> CRLMethod:
+    """The method object for ``cfg["crl"]["method"]`` (default ``seq_ft``)."""
+    _import_builtin_methods()
+    name = str((cfg.get("crl") or {}).get("method", "seq_ft"))
+    if name not in METHODS:
+        raise UnknownMethodError(f"unknown crl.method {name!r}; choose one of {sorted(METHODS)}")
+    return METHODS[name](cfg)
+
+
+def _import_builtin_methods() -> None:
+    """Import every module of ``vlacrl.crl`` so their ``@register`` decorators run."""
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    import vlacrl.crl as package  # noqa: PLC0415
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name not in ("base", "registry"):
+            importlib.import_module(f"vlacrl.crl.{info.name}")
