@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> int:
             print(f"nothing to do: already at global step {runner.global_step} of {runner.max_steps}")
             return 0
         metrics = runner.run()
+        runner.finish_task()
         print(f"done: {runner.global_step} global steps; logs in {runner.log_path}")
         success = metrics.get("rollout/env_info/success_once")
         if success is not None:

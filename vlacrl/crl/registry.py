@@ -32,9 +32,11 @@ def method_names() -> list[str]:
 
 
 def build_method(cfg: Mapping[str, Any]) -> CRLMethod:
-    """The method object for ``cfg["crl"]["method"]`` (default ``seq_ft``)."""
+    """The method object for ``cfg["crl"]["method"]``; a config without a ``crl`` section trains plainly."""
+    if not cfg.get("crl"):
+        return CRLMethod(cfg)
     _import_builtin_methods()
-    name = str((cfg.get("crl") or {}).get("method", "seq_ft"))
+    name = str(cfg["crl"].get("method", "seq_ft"))
     if name not in METHODS:
         raise UnknownMethodError(f"unknown crl.method {name!r}; choose one of {sorted(METHODS)}")
     return METHODS[name](cfg)

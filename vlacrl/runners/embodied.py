@@ -108,11 +108,16 @@ class EmbodiedRunner:
         bar.close()
         return metrics
 
+    def finish_task(self) -> dict[str, Any]:
+        """The CRL method's end-of-task work on the actor ranks (e.g. EWC's Fisher); rank 0's record."""
+        return _get([a.finish_task.remote(str(self.log_path)) for a in self.groups.actors])[0]
+
     def train_one_step(self) -> dict[str, float]:
         batches = self.generate_rollouts()
         env_info = self._env_info_metrics(batches)
+        is_last = self.global_step == self.max_steps - 1
         with self.timer.phase("actor_training"):
-            per_rank = _get([a.train_step.remote(b) for a, b in zip(self.groups.actors, batches)])
+            per_rank = _get([a.train_step.remote(b, is_last) for a, b in zip(self.groups.actors, batches)])
         metrics = dict(per_rank[0])
         metrics.pop("time/actor_training", None)
         metrics.update(env_info)

@@ -30,6 +30,7 @@ from vlacrl.algorithms import (
     rollout_batch_to_actor_layout,
     rollout_metrics,
 )
+from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.runners import checkpoint
 from vlacrl.workers.errors import annotated
@@ -40,8 +41,12 @@ logger = logging.getLogger(__name__)
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
 
 
-def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters: value head at ``value_lr``, everything else at ``lr``."""
+def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any], method=None) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters: the method's groups (SLCA), else value head at ``value_lr``
+    and everything else at ``lr``."""
+    groups = method.param_groups(model, optim_cfg) if method is not None else None
+    if groups:
+        return torch.optim.AdamW(groups)
     betas = (float(optim_cfg["adam_beta1"]), float(optim_cfg["adam_beta2"]))
     main, head = [], []
     for name, param in model.named_parameters():
@@ -74,6 +79,7 @@ class ActorWorker:
         self.model = None
         self.optimizer = None
         self.global_step = 0
+        self.method = build_method(cfg)
 
     @annotated
     def master_address(self) -> tuple[str, int]:
@@ -97,12 +103,13 @@ class ActorWorker:
         model = build_policy(cfg, str(cfg["actor"]["checkpoint_load_path"]), self.use_gpu)
         if resume_dir is not None:
             checkpoint.load_value_head(model, Path(resume_dir) / "actor")
+        self.method.setup_actor(model)
         policy = inner_policy(model)
         if cfg["actor"]["model"].get("gradient_checkpointing", True):
             policy.enable_gradient_checkpointing()
         torch_dist.shard(policy, use_gpu=self.use_gpu, cpu_offload=bool(cfg["actor"]["model"].get("cpu_offload")))
         self.model = model.train()
-        self.optimizer = build_optimizer(model, cfg["actor"]["optim"])
+        self.optimizer = build_optimizer(model, cfg["actor"]["optim"], self.method)
         if resume_dir is not None:
             checkpoint.load_optimizer(self.model, self.optimizer, Path(resume_dir) / "actor" / "optim")
             self.global_step = int(checkpoint.read_trainer_state(Path(resume_dir))["global_step"])
@@ -143,13 +150,32 @@ class ActorWorker:
         metrics = {f"rollout/{k}": v for k, v in rollout_metrics(batch["rewards"], advantages, returns).items()}
         return batch, metrics
 
-    def _micro_loss(self, micro: dict[str, torch.Tensor], accumulation: int) -> dict[str, float]:
-        model_cfg = self.cfg["actor"]["model"]
+    def _forward(self, micro: dict[str, torch.Tensor]):
+        """Policy outputs of the RL micro-batch and, when the method replays data, of its replay batch.
+
+        The replay batch (same model-input keys; ``action_tokens`` are the expert tokens) is concatenated
+        to the RL half for one forward, then the outputs are split back (spec §4.3).
+        """
+        replay = self.method.replay_batch()
         inputs = {k: micro[k].to(self.device) for k in MODEL_INPUT_KEYS}
+        size = inputs["input_ids"].shape[0]
+        if replay is not None:
+            for key in MODEL_INPUT_KEYS:
+                extra = replay[key].to(self.device, inputs[key].dtype).reshape(-1, *inputs[key].shape[1:])
+                inputs[key] = torch.cat([inputs[key], extra])
         out = inner_policy(self.model).action_logprobs(
             inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], inputs["action_tokens"],
             temperature=self.temperature, top_k=self.top_k,
         )  # fmt: skip
+        rl_out = {k: v[:size] for k, v in out.items()}
+        if replay is None:
+            return rl_out, None
+        replay_out = {**replay, **{k: v[size:] for k, v in out.items()}}
+        return rl_out, replay_out
+
+    def _micro_loss(self, micro: dict[str, torch.Tensor], accumulation: int, is_last_step: bool) -> dict[str, float]:
+        model_cfg = self.cfg["actor"]["model"]
+        out, replay = self._forward(micro)
         loss, metrics = compute_actor_loss(
             self.algo,
             action_dim=int(model_cfg["action_dim"]),
@@ -164,12 +190,18 @@ class ActorWorker:
             values=out.get("values"),
             prev_values=micro["prev_values"].to(self.device),
         )
-        (loss / accumulation).backward()
-        metrics.update({"rl/loss": float(loss.detach()), "total/loss": float(loss.detach())})
+        total = loss
+        metrics["rl/loss"] = float(loss.detach())
+        for name, term in self.method.extra_losses(self.model, out, replay).items():
+            total = total + term
+            metrics[f"{name}/loss"] = float(term.detach())
+        metrics["total/loss"] = float(total.detach())
+        (total / accumulation).backward()
+        self.method.after_backward(self.model, is_last_step)
         return metrics
 
     @annotated
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], is_last_step: bool = False) -> dict[str, float]:
         """One global step on this rank's rollout batch; returns metrics averaged over all actor ranks."""
         start = time.perf_counter()
         batch, rollout_stats = self._prepare(batch)
@@ -185,8 +217,9 @@ class ActorWorker:
         for mini in iter_minibatches(flat, schedule):
             self.optimizer.zero_grad(set_to_none=True)
             for micro in iter_microbatches(mini, schedule):
-                per_micro.append(self._micro_loss(micro, schedule.num_microbatches))
+                per_micro.append(self._micro_loss(micro, schedule.num_microbatches, is_last_step))
             grad_norms.append(self._clip_and_step())
+            self.method.after_optimizer_step(self.model, is_last_step)
         self.global_step += 1
         metrics = {f"train/{k}": v for k, v in mean_metrics(per_micro).items()}
         metrics["train/actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
@@ -196,6 +229,14 @@ class ActorWorker:
         metrics["time/actor_training"] = time.perf_counter() - start
         return metrics
 
+    @annotated
+    def finish_task(self, out_dir: str) -> dict[str, Any]:
+        """The method's end-of-task work (Fisher, ...) on every rank; rank 0's record is returned."""
+        record = self.method.finish_task(self.model, Path(out_dir), self.rank == 0)
+        if dist.is_initialized():
+            dist.barrier()
+        return record if self.rank == 0 else {}
+
     def _clip_and_step(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, float(self.cfg["actor"]["optim"]["clip_grad"]))
@@ -204,9 +245,17 @@ class ActorWorker:
         return float(norm)
 
     def _average_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Means averaged over the actor ranks; extremes (``*_max`` / ``*_min``) max / min reduced."""
         if not dist.is_initialized() or self.world_size == 1:
             return metrics
         keys = sorted(metrics)
         values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
+        sign = torch.tensor([-1.0 if k.endswith("_min") else 1.0 for k in keys], dtype=torch.float64)
+        extremes = values * sign.to(self.device)  # min(x) = -max(-x)
         dist.all_reduce(values)
-        return {k: float(v) / self.world_size for k, v in zip(keys, values.tolist())}
+        dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
+        extremes = (extremes * sign.to(self.device)).tolist()
+        return {
+            k: extremes[i] if k.endswith(("_max", "_min")) else float(values[i]) / self.world_size
+            for i, k in enumerate(keys)
+        }
