@@ -18,26 +18,19 @@ import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from vlacrl.cli.launch import config_path, run_guarded, start_run
-from vlacrl.runners.embodied import EmbodiedRunner
+from vlacrl.cli.common import config_path, run_guarded
 
 
 def evaluate(cfg: DictConfig) -> int:
-    with open_dict(cfg):
-        stamp = time.strftime("%Y%m%d_%H%M%S")
-        cfg.runner.logger.log_path = str(Path(str(cfg.runner.logger.log_path)) / "evals" / stamp)
-        cfg.runner.only_eval = True
+    from vlacrl.runners.stage import run_evaluation  # noqa: PLC0415
+
     start = time.perf_counter()
-    with start_run(cfg, train=False) as (resolved, groups, metric_logger, _):
-        runner = EmbodiedRunner(resolved, groups, metric_logger)
-        metrics = runner.evaluate()
-        metric_logger.log(metrics, step=0)
-        out = Path(resolved["runner"]["logger"]["log_path"]) / "eval_metrics.json"
-        out.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    out = Path(str(cfg.runner.logger.log_path)) / "evals" / time.strftime("%Y%m%d_%H%M%S")
+    metrics = run_evaluation(cfg, out)
     print(f"eval_metrics={json.dumps(metrics, sort_keys=True)}")
-    print(f"Eval time: {time.perf_counter() - start:.1f}s; metrics in {out}")
+    print(f"Eval time: {time.perf_counter() - start:.1f}s; metrics in {out / 'eval_metrics.json'}")
     return 0
 
 

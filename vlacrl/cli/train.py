@@ -10,31 +10,24 @@ Every reference override works (``env.fixed_task_ids=[k]``, ``+actor.model.lora_
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from vlacrl.cli.launch import config_path, run_guarded, start_run
-from vlacrl.runners.embodied import EmbodiedRunner
-
-logger = logging.getLogger("vlacrl.train")
+from vlacrl.cli.common import config_path, run_guarded
 
 
 def train(cfg: DictConfig) -> int:
-    with start_run(cfg, train=True) as (resolved, groups, metric_logger, resume_dir):
-        runner = EmbodiedRunner(resolved, groups, metric_logger)
-        runner.init_workers(resume_dir)
-        if runner.global_step >= runner.max_steps:
-            print(f"nothing to do: already at global step {runner.global_step} of {runner.max_steps}")
-            return 0
-        metrics = runner.run()
-        runner.finish_task()
-        print(f"done: {runner.global_step} global steps; logs in {runner.log_path}")
-        success = metrics.get("rollout/env_info/success_once")
-        if success is not None:
-            print(f"last step: rollout/env_info/success_once={success:.3f}")
+    from vlacrl.runners.stage import run_training  # noqa: PLC0415
+
+    result = run_training(cfg)
+    print(f"done: {result.global_step} global steps; logs in {result.log_path}")
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint}")
+    success = result.metrics.get("rollout/env_info/success_once")
+    if success is not None:
+        print(f"last step: rollout/env_info/success_once={success:.3f}")
     return 0
 
 

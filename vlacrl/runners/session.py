@@ -1,31 +1,22 @@
-"""What ``vlacrl-train`` and ``vlacrl-eval`` share: checks before Ray, Ray start-up, clean errors."""
+"""A run session shared by training, evaluation and the continual runner: checks before Ray, Ray start-up,
+clean errors."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError, validate_config
-from vlacrl.envs.libero.errors import EnvConfigError, LiberoSetupError, RenderBackendError
-from vlacrl.envs.libero.setup import ensure_libero_ready, repo_root
-from vlacrl.models.errors import LoraError, ModelDirError
+from vlacrl.envs.libero.setup import ensure_libero_ready
 from vlacrl.runners import checkpoint
 
 logger = logging.getLogger(__name__)
 register_resolvers()
-
-USER_ERRORS = (ConfigError, EnvConfigError, LiberoSetupError, RenderBackendError, ModelDirError, LoraError)
-
-
-def config_path() -> str:
-    return str(repo_root() / "configs")
 
 
 def local_gpu_count() -> int:
@@ -43,7 +34,7 @@ def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
     if cfg.actor.get("create_tiny_checkpoint", False) and not (path / "config.json").exists():
         from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
 
-        print(f"creating the tiny OpenVLA-OFT checkpoint in {path} (first run)")
+        logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)
         write_tiny_checkpoint(path)
 
 
@@ -101,30 +92,3 @@ def _shutdown_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
-
-
-def first_worker_error(exc: BaseException) -> str:
-    """The message of the first real error behind Ray's wrappers."""
-    import ray  # noqa: PLC0415
-
-    while isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
-        exc = exc.cause
-    return str(exc).strip()
-
-
-def run_guarded(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
-    """Run ``fn``; user errors → one line and exit 2, worker failures → the first real error and exit 1."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        return fn(cfg)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - everything else is reported once, without the cascade
-        import ray  # noqa: PLC0415
-
-        if isinstance(exc, (ray.exceptions.RayError,)):
-            print(f"error: a worker failed: {first_worker_error(exc)}", file=sys.stderr)
-            return 1
-        raise

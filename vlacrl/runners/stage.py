@@ -1,0 +1,55 @@
+"""One training run and one evaluation run, as library calls (used by the CLIs and the continual runner)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from vlacrl.runners import checkpoint
+from vlacrl.runners.embodied import EmbodiedRunner
+from vlacrl.runners.session import start_run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    log_path: Path
+    global_step: int
+    checkpoint: Path | None  # the newest complete checkpoint
+    metrics: dict[str, float] = field(default_factory=dict)
+    method_record: dict[str, Any] = field(default_factory=dict)  # what the CRL method's finish_task returned
+
+
+def run_training(cfg: DictConfig) -> TrainResult:
+    """Train (or resume) until ``runner.max_epochs`` global steps; finish the task with the CRL method."""
+    with start_run(cfg, train=True) as (resolved, groups, metric_logger, resume_dir):
+        runner = EmbodiedRunner(resolved, groups, metric_logger)
+        runner.init_workers(resume_dir)
+        metrics = runner.run() if runner.global_step < runner.max_steps else {}
+        record = runner.finish_task()
+        log_path = runner.log_path
+        step = runner.global_step
+    return TrainResult(log_path, step, checkpoint.latest_checkpoint(log_path), metrics, record or {})
+
+
+def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, float]:
+    """Evaluate on ``env.eval``; writes ``eval_metrics.json`` in ``out_dir`` (default ``<log_path>/evals/<time>``)."""
+    with open_dict(cfg):
+        base = Path(str(cfg.runner.logger.log_path))
+        cfg.runner.logger.log_path = str(out_dir or base / "evals" / time.strftime("%Y%m%d_%H%M%S"))
+        cfg.runner.only_eval = True
+    with start_run(cfg, train=False) as (resolved, groups, metric_logger, _):
+        runner = EmbodiedRunner(resolved, groups, metric_logger)
+        metrics = runner.evaluate()
+        metric_logger.log(metrics, step=0)
+        out = Path(resolved["runner"]["logger"]["log_path"]) / "eval_metrics.json"
+        out.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    logger.info("evaluation written to %s", out)
+    return metrics
