@@ -1,0 +1,56 @@
+"""``vlacrl-crl``: a continual-learning sequence — train task after task with a CRL method (Hydra main).
+
+    vlacrl-crl +crl=seq_ft crl.tasks='0,1' crl.eval_tasks='[0,1]'          # CPU default, 2 tasks
+    vlacrl-crl --config-name crl_experiment/libero_spatial_grpo_openvlaoft_spatial +crl=ewc crl.tasks='0,9'
+
+``crl.tasks``: k, 'a,b' (the range a..b) or a list; ``crl.eval_tasks``: tasks evaluated after every stage
+(default: all tasks of the suite); ``crl.eval_base``: also evaluate the base model first (row "base").
+Writes ``success_matrix.json``/``.csv`` and one run dir per stage under ``runner.logger.log_path``;
+``runner.resume=auto`` continues an interrupted sequence at the right stage and step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vlacrl.cli.common import config_path, run_guarded
+
+
+def run_sequence(cfg: DictConfig) -> int:
+    from vlacrl.crl.registry import build_method  # noqa: PLC0415
+    from vlacrl.metrics.loggers import MetricLogger  # noqa: PLC0415
+    from vlacrl.runners.continual import ContinualRunner  # noqa: PLC0415
+    from vlacrl.runners.stage import run_evaluation, run_training  # noqa: PLC0415
+
+    method = build_method(OmegaConf.to_container(cfg, resolve=True))
+    root = Path(str(cfg.runner.logger.log_path))
+    metric_logger = MetricLogger(["tensorboard"], root / "sequence")
+    try:
+        runner = ContinualRunner(cfg, method, run_training, run_evaluation, metric_logger)
+        matrix = runner.run()
+    finally:
+        metric_logger.close()
+    print(f"method {method.name}: {len(matrix.rows)} evaluation row(s) over tasks {matrix.tasks}")
+    for row in matrix.rows:
+        print(f"  after {row['label']:>10}: " + " ".join(f"{s:.2f}" for s in row["success"]))
+    print(f"success matrix: {runner.root / 'success_matrix.json'}")
+    print(json.dumps({"success_matrix": [r["success"] for r in matrix.rows]}))
+    return 0
+
+
+@hydra.main(config_path=config_path(), config_name="cpu_tiny", version_base=None)
+def _hydra_main(cfg: DictConfig) -> None:
+    sys.exit(run_guarded(run_sequence, cfg))
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The continual sequence: train stage after stage with a CRL method, evaluate after each, keep a success matrix.
+
+Per stage (one task, or all tasks for multitask): the method's ``train_overrides`` → a training run in
+``<root>/<stage dir>`` (resumable on its own) → the method's ``finish_task`` → an evaluation of the
+evaluated tasks with the method's ``eval_overrides`` → one row of the success matrix
+(``success_matrix.json`` / ``.csv`` in the root, ``eval/env_info/task_<k>_success`` logged at the
+sequence step) → ``sequence_state.json``. Restarting with ``runner.resume=auto`` skips finished stages and
+resumes the interrupted one at its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vlacrl.config.validate import ConfigError
+from vlacrl.crl.base import CRLMethod, StageRecord
+from vlacrl.envs.libero import suites
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "sequence_state.json"
+
+
+def parse_task_range(value: Any) -> list[int]:
+    """Task ids from ``5``, ``"5"``, ``"0,9"`` / ``"[0, 9]"`` (the range 0..9, as the launchers), or a list."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [int(v) for v in value]
+    text = re.sub(r"[\[\]() ]", "", str(value))
+    parts = [p for p in text.split(",") if p]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"crl.tasks: cannot parse {value!r}; use k, 'a,b' (the range a..b) or a list") from None
+    if len(numbers) == 1:
+        return numbers
+    if len(numbers) != 2 or numbers[0] >= numbers[1]:
+        raise ConfigError(f"crl.tasks: {value!r} must be one id k or a range 'a,b' with a < b (or a list)")
+    return list(range(numbers[0], numbers[1] + 1))
+
+
+@dataclass
+class SuccessMatrix:
+    """Rows: evaluations after each stage (row "base" first when the base model was evaluated)."""
+
+    tasks: list[int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, label: str, trained_tasks: list[int], metrics: dict[str, float]) -> list[float]:
+        success = [float(metrics.get(f"eval/env_info/task_{t}_success", -1.0)) for t in self.tasks]
+        self.rows.append({"label": label, "trained_tasks": trained_tasks, "success": success})
+        return success
+
+    def write(self, root: Path) -> None:
+        (root / "success_matrix.json").write_text(json.dumps(asdict(self), indent=2))
+        with open(root / "success_matrix.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["after", *[f"task_{t}" for t in self.tasks]])
+            for row in self.rows:
+                writer.writerow([row["label"], *row["success"]])
+
+
+@dataclass
+class ContinualSettings:
+    """``crl.*`` keys of the sequence (method-specific keys live beside them)."""
+
+    tasks: list[int]
+    eval_tasks: list[int] | None  # None: every task of the suite
+    eval_base: bool
+    stage_dir: str  # template with {tasks} (ids joined by _), {task} (first id), {seed}
+    seed: int
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> ContinualSettings:
+        crl = cfg.get("crl") or {}
+        suite = str(cfg.env.train.task_suite_name)
+        tasks = suites.validate_task_ids(suite, parse_task_range(crl.get("tasks", 0)))
+        eval_tasks = crl.get("eval_tasks")
+        eval_tasks = None if eval_tasks is None else suites.validate_task_ids(suite, parse_task_range(eval_tasks))
+        return cls(tasks, eval_tasks, bool(crl.get("eval_base", False)),
+                   str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)))  # fmt: skip
+
+
+def with_overrides(cfg: DictConfig, overrides: dict[str, Any]) -> DictConfig:
+    """A copy of ``cfg`` with dotted-key overrides applied (keys may be new)."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(out):
+        for key, value in overrides.items():
+            OmegaConf.update(out, key, value, force_add=True)
+    return out
+
+
+class ContinualRunner:
+    """Runs the sequence of stages of one method; see the module docstring."""
+
+    def __init__(self, cfg: DictConfig, method: CRLMethod, train_fn, eval_fn, metric_logger=None):
+        self.cfg, self.method = cfg, method
+        self.train_fn, self.eval_fn, self.metric_logger = train_fn, eval_fn, metric_logger
+        self.settings = ContinualSettings.from_cfg(cfg)
+        self.root = Path(str(cfg.runner.logger.log_path)).resolve()
+        suite = str(cfg.env.eval.task_suite_name)
+        self.eval_tasks = self.settings.eval_tasks or list(range(suites.SUITE_TASK_COUNTS[suite]))
+        self.history: list[StageRecord] = []
+        self.matrix = SuccessMatrix(self.eval_tasks)
+
+    def stage_name(self, tasks: list[int]) -> str:
+        joined = "_".join(str(t) for t in tasks)
+        return self.settings.stage_dir.format(tasks=joined, task=tasks[0], seed=self.settings.seed)
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        state = {"history": [asdict(r) for r in self.history], "matrix": asdict(self.matrix),
+                 "method": self.method.state_dict()}  # fmt: skip
+        (self.root / STATE_FILE).write_text(json.dumps(state, indent=2))
+        self.matrix.write(self.root)
+
+    def _load_state(self) -> None:
+        path = self.root / STATE_FILE
+        if str(self.cfg.runner.get("resume", "auto")) == "disable" or not path.exists():
+            return
+        state = json.loads(path.read_text())
+        self.history = [StageRecord(**r) for r in state["history"]]
+        self.matrix = SuccessMatrix(state["matrix"]["tasks"], state["matrix"]["rows"])
+        self.method.load_state_dict(state.get("method", {}))
+        logger.info("continuing the sequence after %d finished stage(s)", len(self.history))
+
+    # -- the sequence ------------------------------------------------------------------------------------
+    def _evaluate(self, label: str, trained: list[int], overrides: dict[str, Any], out_dir: Path) -> list[float]:
+        eval_cfg = with_overrides(self.cfg, {**overrides, "env.eval.fixed_task_ids": self.eval_tasks})
+        metrics = self.eval_fn(eval_cfg, out_dir)
+        row = self.matrix.add(label, trained, metrics)
+        if self.metric_logger is not None:
+            step = len(self.matrix.rows) - 1
+            self.metric_logger.log({k: v for k, v in metrics.items() if k.startswith("eval/")}, step=step)
+        return row
+
+    def run(self) -> SuccessMatrix:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._load_state()
+        if self.settings.eval_base and not self.matrix.rows:
+            self._evaluate("base", [], {}, self.root / "eval_base")
+            self._save_state()
+        stages = self.method.task_schedule(self.settings.tasks)
+        for index in range(len(self.history), len(stages)):
+            self._run_stage(index, stages[index])
+        return self.matrix
+
+    def _run_stage(self, index: int, tasks: list[int]) -> None:
+        run_dir = self.root / self.stage_name(tasks)
+        overrides = {"env.fixed_task_ids": tasks, "runner.logger.log_path": str(run_dir),
+                     "runner.logger.experiment_name": run_dir.name}  # fmt: skip
+        overrides.update(self.method.train_overrides(index, self.history))
+        logger.info("stage %d/%d: tasks %s -> %s", index + 1, len(self.method.task_schedule(self.settings.tasks)),
+                    tasks, run_dir)  # fmt: skip
+        result = self.train_fn(with_overrides(self.cfg, overrides))
+        adapter = str(result.checkpoint / "actor") if result.checkpoint else None
+        record = StageRecord(index, tasks, str(run_dir), adapter, dict(result.method_record))
+        eval_overrides = {**overrides, **self.method.eval_overrides(record, self.history)}
+        self._evaluate(f"stage_{index}", tasks, eval_overrides, run_dir / "eval")
+        self.history.append(record)
+        self._save_state()
