@@ -84,4 +84,12 @@ def full_state_dict(model: nn.Module, trainable_only: bool = True) -> dict[str, 
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if names is not None:
         state = {k: v for k, v in state.items() if k in names}
-    return state
+    # On CPU (no device → host transfer, and with one rank no all-gather) the tensors can still be the
+    # model's own storage; clone those so that later optimizer steps do not change the returned copy.
+    live = {_storage_ptr(t) for t in (*model.parameters(), *model.buffers())}
+    return {k: v.clone() if _storage_ptr(v) in live else v for k, v in state.items()}
+
+
+def _storage_ptr(tensor: torch.Tensor) -> int:
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor  # DTensor → this rank's shard
+    return local.untyped_storage().data_ptr()
