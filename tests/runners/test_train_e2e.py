@@ -18,7 +18,7 @@ REFERENCE_KEYS = {
     "rollout/env_info/return", "rollout/env_info/episode_len", "rollout/env_info/task_0_success",
     "train/actor/policy_loss", "train/actor/raw_loss", "train/actor/ppo_kl", "train/actor/policy_clipfrac",
     "train/actor/grad_norm", "train/actor/lr", "train/rl/loss", "train/total/loss",
-    "time/step", "time/rollout", "time/actor_training", "time/weight_sync",
+    "time/step", "time/rollout", "time/actor_training", "time/weight_sync", "time/env_step", "time/rollout_inference",
 }  # fmt: skip
 
 
@@ -56,7 +56,8 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
     ckpt2 = root / "run" / "checkpoints" / "global_step_2"
     assert (ckpt2 / "COMPLETE").exists() and (ckpt2 / "actor" / "adapter_model.safetensors").exists()
-    assert json.loads((ckpt2 / "trainer_state.json").read_text())["global_step"] == 2
+    state2 = json.loads((ckpt2 / "trainer_state.json").read_text())
+    assert state2["global_step"] == 2 and len(state2["rollout_rng"]) == 1 and len(state2["env_samplers"]) == 1
     tags = tensorboard_tags(root / "run" / "tensorboard")
     assert REFERENCE_KEYS <= set(tags), REFERENCE_KEYS - set(tags)
     assert tags["train/actor/policy_loss"] == [0, 1]

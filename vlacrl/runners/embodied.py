@@ -55,6 +55,7 @@ class EmbodiedRunner:
             state = checkpoint.read_trainer_state(resume_dir)
             self.global_step = int(state["global_step"])
             _get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
+            _get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])
             logger.info("resumed from %s at global step %d", resume_dir, self.global_step)
 
     def sync_weights(self) -> None:
@@ -124,8 +125,9 @@ class EmbodiedRunner:
         metrics.update(self.timer.pop())
         env_steps = self._env_steps_per_global_step()
         metrics["rollout/env_steps_per_s"] = env_steps / max(metrics.get("time/rollout", 0.0), 1e-9)
-        for rollout_timing in _get([r.pop_timings.remote() for r in self.groups.rollouts]):
-            for key, value in rollout_timing.items():
+        workers = [*self.groups.rollouts, *self.groups.envs]
+        for timing in _get([w.pop_timings.remote() for w in workers]):
+            for key, value in timing.items():  # summed over workers (per-worker busy time)
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
         return metrics
 
@@ -156,7 +158,8 @@ class EmbodiedRunner:
         tmp.mkdir(parents=True, exist_ok=True)
         _get([a.save_checkpoint.remote(str(tmp)) for a in self.groups.actors])
         samplers = _get([e.sampler_states.remote() for e in self.groups.envs])
-        state = {"global_step": self.global_step, "env_samplers": samplers}
+        rngs = _get([r.rng_state.remote() for r in self.groups.rollouts])
+        state = {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": rngs}
         return checkpoint.finalize(tmp, checkpoint.step_dir(self.log_path, self.global_step), state)
 
     # -- evaluation ------------------------------------------------------------------------------------

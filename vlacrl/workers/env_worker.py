@@ -75,6 +75,7 @@ class EnvWorker:
             )
             self.envs.append(env)
         self.num_envs_per_stage = per_stage
+        self.env_seconds = 0.0
         logger.info("env rank %d: %d stage(s) x %d envs", rank, stage_num, per_stage)
 
     @annotated
@@ -83,7 +84,9 @@ class EnvWorker:
         start = time.perf_counter()
         obs = self.envs[stage].start_epoch()
         dones = np.zeros((self.num_envs_per_stage, self.chunk), dtype=bool)
-        return EnvBatch(obs, None, dones, None, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.env_seconds += seconds
+        return EnvBatch(obs, None, dones, None, seconds)
 
     @annotated
     def step(self, stage: int, actions: np.ndarray) -> EnvBatch:
@@ -91,7 +94,15 @@ class EnvWorker:
         start = time.perf_counter()
         obs, rewards, terms, truncs, infos = self.envs[stage].chunk_step(np.asarray(actions))
         episode = infos["final_info"]["episode"] if "final_info" in infos else infos["episode"]
-        return EnvBatch(obs, rewards, terms | truncs, episode, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.env_seconds += seconds
+        return EnvBatch(obs, rewards, terms | truncs, episode, seconds)
+
+    @annotated
+    def pop_timings(self) -> dict[str, float]:
+        """Seconds spent in env resets and steps since the last call."""
+        seconds, self.env_seconds = self.env_seconds, 0.0
+        return {"env_step": seconds}
 
     @annotated
     def finish_epoch(self, stage: int, video_name: str | None = None) -> None:

@@ -145,6 +145,15 @@ class RolloutWorker:
         return len(state)
 
     @annotated
+    def rng_state(self) -> list[int]:
+        """The sampling generator's state (for bit-exact resume)."""
+        return self.generator.get_state().tolist()
+
+    @annotated
+    def set_rng_state(self, state: list[int]) -> None:
+        self.generator.set_state(torch.tensor(state, dtype=torch.uint8))
+
+    @annotated
     def pop_timings(self) -> dict[str, float]:
         seconds, self.infer_seconds = self.infer_seconds, 0.0
         return {"rollout_inference": seconds}
