@@ -49,3 +49,14 @@ def run_guarded(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
             print(f"error: a worker failed: {first_worker_error(exc)}", file=sys.stderr)
             return 1
         raise
+
+
+def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") -> Callable[[], None]:
+    """A console-script ``main`` that composes the Hydra config from ``configs/`` and runs ``fn`` guarded."""
+    import hydra  # noqa: PLC0415
+
+    @hydra.main(config_path=config_path(), config_name=config_name, version_base=None)
+    def _main(cfg: DictConfig) -> None:
+        sys.exit(run_guarded(fn, cfg))
+
+    return _main

@@ -1,7 +1,7 @@
 """``vlacrl-crl``: a continual-learning sequence — train task after task with a CRL method (Hydra main).
 
-    vlacrl-crl +crl=seq_ft crl.tasks='0,1' crl.eval_tasks='[0,1]'          # CPU default, 2 tasks
-    vlacrl-crl --config-name crl_experiment/libero_spatial_grpo_openvlaoft_spatial +crl=ewc crl.tasks='0,9'
+    vlacrl-crl crl=seq_ft crl.tasks=[0,1] crl.eval_tasks=[0,1]          # CPU default, 2 tasks
+    vlacrl-crl --config-name crl_experiment/libero_spatial_grpo_openvlaoft_spatial crl=ewc crl.tasks="'0,9'"
 
 ``crl.tasks``: k, 'a,b' (the range a..b) or a list; ``crl.eval_tasks``: tasks evaluated after every stage
 (default: all tasks of the suite); ``crl.eval_base``: also evaluate the base model first (row "base").
@@ -12,13 +12,11 @@ Writes ``success_matrix.json``/``.csv`` and one run dir per stage under ``runner
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vlacrl.cli.common import config_path, run_guarded
+from vlacrl.cli.common import hydra_entry
 
 
 def run_sequence(cfg: DictConfig) -> int:
@@ -43,13 +41,7 @@ def run_sequence(cfg: DictConfig) -> int:
     return 0
 
 
-@hydra.main(config_path=config_path(), config_name="cpu_tiny", version_base=None)
-def _hydra_main(cfg: DictConfig) -> None:
-    sys.exit(run_guarded(run_sequence, cfg))
-
-
-def main() -> None:
-    _hydra_main()
+main = hydra_entry(run_sequence)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ with the eval env settings (512-step episodes, no early termination, temperature
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from vlacrl.cli.common import config_path, run_guarded
+from vlacrl.cli.common import hydra_entry
 
 
 def evaluate(cfg: DictConfig) -> int:
@@ -34,13 +32,7 @@ def evaluate(cfg: DictConfig) -> int:
     return 0
 
 
-@hydra.main(config_path=config_path(), config_name="cpu_tiny", version_base=None)
-def _hydra_main(cfg: DictConfig) -> None:
-    sys.exit(run_guarded(evaluate, cfg))
-
-
-def main() -> None:
-    _hydra_main()
+main = hydra_entry(evaluate)
 
 
 if __name__ == "__main__":

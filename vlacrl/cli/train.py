@@ -10,12 +10,9 @@ Every reference override works (``env.fixed_task_ids=[k]``, ``+actor.model.lora_
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 from omegaconf import DictConfig
 
-from vlacrl.cli.common import config_path, run_guarded
+from vlacrl.cli.common import hydra_entry
 
 
 def train(cfg: DictConfig) -> int:
@@ -31,13 +28,7 @@ def train(cfg: DictConfig) -> int:
     return 0
 
 
-@hydra.main(config_path=config_path(), config_name="cpu_tiny", version_base=None)
-def _hydra_main(cfg: DictConfig) -> None:
-    sys.exit(run_guarded(train, cfg))
-
-
-def main() -> None:
-    _hydra_main()
+main = hydra_entry(train)
 
 
 if __name__ == "__main__":

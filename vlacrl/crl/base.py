@@ -55,8 +55,18 @@ class CRLMethod:
         return {}
 
     def eval_overrides(self, stage: StageRecord, history: list[StageRecord]) -> dict[str, Any]:
-        """Config overrides to evaluate the model after ``stage`` (default: its adapter)."""
-        return {"actor.model.lora_path": stage.adapter_dir} if stage.adapter_dir else {}
+        """Config overrides to evaluate the model after ``stage`` (default: its adapter).
+
+        With ``crl.eval_lora_scale = s`` the adapter is evaluated at scale s (``actor.model.lora_scale``,
+        spec §4.8: s = 0 is the base model, s = 1 the adapter as trained).
+        """
+        overrides: dict[str, Any] = {"actor.model.lora_path": stage.adapter_dir} if stage.adapter_dir else {}
+        scale = self.params.get("eval_lora_scale")
+        if scale is not None:
+            if not 0.0 <= float(scale) <= 1.0:
+                raise ValueError(f"crl.eval_lora_scale must be in [0, 1], got {scale}")
+            overrides["actor.model.lora_scale"] = float(scale)
+        return overrides
 
     # ---------------------------------------------------------------- actor side (every actor rank)
     def setup_actor(self, model: torch.nn.Module) -> None:
@@ -78,6 +88,10 @@ class CRLMethod:
         ``outputs`` are the policy outputs of the micro-batch's RL half; ``replay`` holds the replay half's
         outputs and targets when :meth:`replay_batch` supplied one.
         """
+        return {}
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Extra metrics of the last micro-batch (logged under ``train/``), cleared on read."""
         return {}
 
     def after_backward(self, model: torch.nn.Module, is_last_step: bool) -> None:

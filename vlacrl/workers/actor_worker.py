@@ -196,6 +196,7 @@ class ActorWorker:
             total = total + term
             metrics[f"{name}/loss"] = float(term.detach())
         metrics["total/loss"] = float(total.detach())
+        metrics.update(self.method.pop_metrics())
         (total / accumulation).backward()
         self.method.after_backward(self.model, is_last_step)
         return metrics

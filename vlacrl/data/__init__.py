@@ -1,0 +1,58 @@
+"""Replay data for ER/DER: LIBERO demo HDF5 files, the logit cache, the replay dataset, an RLDS converter.
+
+Layouts: :mod:`vlacrl.data.formats` (the in-memory :class:`Demo` and the conventions), LIBERO's own files
+(:mod:`vlacrl.data.libero_hdf5`), the replay / logit-cache files of spec §4.3 (:mod:`vlacrl.data.logit_cache`).
+The logit computation lives in :mod:`vlacrl.data.precompute`, the optional RLDS reader in
+:mod:`vlacrl.data.rlds` (needs tensorflow). See docs/data.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlacrl.data.errors import OptionalDependencyError, ReplayDataError
+from vlacrl.data.formats import Demo, cache_file_name, libero_gripper_to_openvla, task_description_from_filename
+from vlacrl.data.logit_cache import read_cache_demo, read_cache_file, write_cache_file
+from vlacrl.data.replay_dataset import (
+    ReplayBatchIterator,
+    ReplayCollator,
+    ReplayDataset,
+    replay_files,
+    select_task_files,
+)
+
+REPLAY_DIR_SUFFIX = "_simplevla"
+
+
+def default_replay_dir(suite: str) -> Path:
+    """``<LIBERO config dir>/datasets/datasets_with_logits/<suite>_simplevla`` (the reference's name)."""
+    from vlacrl.envs.libero.setup import default_config_dir  # noqa: PLC0415
+
+    return default_config_dir() / "datasets" / "datasets_with_logits" / f"{suite}{REPLAY_DIR_SUFFIX}"
+
+
+def default_demo_dir(suite: str) -> Path:
+    """``<LIBERO config dir>/datasets/<suite>``: where LIBERO's download script puts the demo files."""
+    from vlacrl.envs.libero.setup import default_config_dir  # noqa: PLC0415
+
+    return default_config_dir() / "datasets" / suite
+
+
+__all__ = [
+    "Demo",
+    "OptionalDependencyError",
+    "ReplayBatchIterator",
+    "ReplayCollator",
+    "ReplayDataError",
+    "ReplayDataset",
+    "cache_file_name",
+    "default_demo_dir",
+    "default_replay_dir",
+    "libero_gripper_to_openvla",
+    "read_cache_demo",
+    "read_cache_file",
+    "replay_files",
+    "select_task_files",
+    "task_description_from_filename",
+    "write_cache_file",
+]
