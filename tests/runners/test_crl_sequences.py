@@ -54,7 +54,7 @@ def run_sequence(tmp_path, tiny, method, *extra):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-6000:]
     root = tmp_path / method
-    matrix = json.loads((root / "success_matrix.json").read_text())
+    matrix = json.loads((root / "success_matrix_seed1234.json").read_text())
     assert matrix["tasks"] == [0, 1]
     assert all(len(r["success"]) == 2 and all(0.0 <= s <= 1.0 for s in r["success"]) for r in matrix["rows"])
     return root, matrix

@@ -5,7 +5,7 @@
 
 ``crl.tasks``: k, 'a,b' (the range a..b) or a list; ``crl.eval_tasks``: tasks evaluated after every stage
 (default: all tasks of the suite); ``crl.eval_base``: also evaluate the base model first (row "base").
-Writes ``success_matrix.json``/``.csv`` and one run dir per stage under ``runner.logger.log_path``;
+Writes ``success_matrix_seed<S>.json``/``.csv`` and one run dir per stage under ``runner.logger.log_path``;
 ``runner.resume=auto`` continues an interrupted sequence at the right stage and step.
 """
 
@@ -36,7 +36,7 @@ def run_sequence(cfg: DictConfig) -> int:
     print(f"method {method.name}: {len(matrix.rows)} evaluation row(s) over tasks {matrix.tasks}")
     for row in matrix.rows:
         print(f"  after {row['label']:>10}: " + " ".join(f"{s:.2f}" for s in row["success"]))
-    print(f"success matrix: {runner.root / 'success_matrix.json'}")
+    print(f"success matrix: {runner.root / (runner.matrix_stem + '.json')}")
     print(json.dumps({"success_matrix": [r["success"] for r in matrix.rows]}))
     return 0
 

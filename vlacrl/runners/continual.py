@@ -26,7 +26,8 @@ from vlacrl.envs.libero import suites
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "sequence_state.json"
+STATE_FILE = "sequence_state_seed{seed}.json"
+MATRIX_FILE = "success_matrix_seed{seed}"
 
 
 def parse_task_range(value: Any) -> list[int]:
@@ -60,9 +61,9 @@ class SuccessMatrix:
         self.rows.append({"label": label, "trained_tasks": trained_tasks, "success": success})
         return success
 
-    def write(self, root: Path) -> None:
-        (root / "success_matrix.json").write_text(json.dumps(asdict(self), indent=2))
-        with open(root / "success_matrix.csv", "w", newline="") as f:
+    def write(self, root: Path, stem: str = "success_matrix") -> None:
+        (root / f"{stem}.json").write_text(json.dumps(asdict(self), indent=2))
+        with open(root / f"{stem}.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["after", *[f"task_{t}" for t in self.tasks]])
             for row in self.rows:
@@ -117,14 +118,22 @@ class ContinualRunner:
         return self.settings.stage_dir.format(tasks=joined, task=tasks[0], seed=self.settings.seed)
 
     # -- persistence -------------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_FILE.format(seed=self.settings.seed)
+
+    @property
+    def matrix_stem(self) -> str:
+        return MATRIX_FILE.format(seed=self.settings.seed)
+
     def _save_state(self) -> None:
         state = {"history": [asdict(r) for r in self.history], "matrix": asdict(self.matrix),
                  "method": self.method.state_dict()}  # fmt: skip
-        (self.root / STATE_FILE).write_text(json.dumps(state, indent=2))
-        self.matrix.write(self.root)
+        self.state_path.write_text(json.dumps(state, indent=2))
+        self.matrix.write(self.root, self.matrix_stem)
 
     def _load_state(self) -> None:
-        path = self.root / STATE_FILE
+        path = self.state_path
         if str(self.cfg.runner.get("resume", "auto")) == "disable" or not path.exists():
             return
         state = json.loads(path.read_text())
@@ -150,17 +159,21 @@ class ContinualRunner:
             self._evaluate("base", [], {}, self.root / "eval_base")
             self._save_state()
         stages = self.method.task_schedule(self.settings.tasks)
-        for index in range(len(self.history), len(stages)):
-            self._run_stage(index, stages[index])
+        done = [r.task_ids for r in self.history]
+        for position, tasks in enumerate(stages):
+            if tasks in done:  # finished earlier (this invocation resumed, or an earlier one ran it)
+                continue
+            logger.info("stage %d/%d of this invocation", position + 1, len(stages))
+            self._run_stage(len(self.history), tasks)
         return self.matrix
 
     def _run_stage(self, index: int, tasks: list[int]) -> None:
+        """Train ``tasks`` as the ``index``-th stage of the sequence (history = every finished stage)."""
         run_dir = self.root / self.stage_name(tasks)
         overrides = {"env.fixed_task_ids": tasks, "runner.logger.log_path": str(run_dir),
                      "runner.logger.experiment_name": run_dir.name}  # fmt: skip
         overrides.update(self.method.train_overrides(index, self.history))
-        logger.info("stage %d/%d: tasks %s -> %s", index + 1, len(self.method.task_schedule(self.settings.tasks)),
-                    tasks, run_dir)  # fmt: skip
+        logger.info("sequence stage %d: tasks %s -> %s", index, tasks, run_dir)
         result = self.train_fn(with_overrides(self.cfg, overrides))
         adapter = str(result.checkpoint / "actor") if result.checkpoint else None
         record = StageRecord(index, tasks, str(run_dir), adapter, dict(result.method_record))
