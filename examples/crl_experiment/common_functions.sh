@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Shared helpers of the launchers in this folder. Each launcher keeps the reference's positional
+# arguments (continual-vla-rl, examples/crl_experiment) and builds ONE command of the vlacrl CLI:
+# vlacrl-crl (training sequences), vlacrl-eval, vlacrl-precompute-logits. No training logic lives here.
+#   --help     as the first argument: print the launcher's usage
+#   --dry-run  as the first argument: print the command, run nothing
+# Arguments after the positional ones are passed on as Hydra overrides.
+
+VLACRL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DEFAULT_CONFIG="crl_experiment/libero_spatial_grpo_openvlaoft_spatial"
+DRY_RUN=0
+
+die() { echo "ERROR: $*" >&2; exit 2; }
+
+# launcher_flags USAGE "$@": handles --help/--dry-run; the caller then runs: shift "$FLAG_SHIFT"
+launcher_flags() {
+    local usage="$1"; shift
+    FLAG_SHIFT=0
+    case "${1:-}" in
+        -h|--help) echo "$usage"; exit 0 ;;
+        --dry-run) DRY_RUN=1; FLAG_SHIFT=1 ;;
+    esac
+}
+
+# vlacrl_cmd NAME: the console command, from the repo's virtualenv when it exists
+vlacrl_cmd() {
+    if [ -x "$VLACRL_ROOT/.venv/bin/$1" ]; then echo "$VLACRL_ROOT/.venv/bin/$1"; else echo "$1"; fi
+}
+
+# run_cmd ARGS...: print the command (shell-quoted), then run it unless --dry-run
+run_cmd() {
+    printf '+'; printf ' %q' "$@"; printf '\n'
+    [ "$DRY_RUN" = "1" ] && return 0
+    cd "$VLACRL_ROOT" && "$@"
+}
+
+# task_range "a,b" | k  ->  a Hydra list "[a,a+1,...,b]" (the reference's range semantics)
+task_range() {
+    local input="$1" start end
+    if [[ "$input" == *,* ]]; then
+        IFS=',' read -r start end <<< "$input"
+        start=$(echo "$start" | tr -d '()[] '); end=$(echo "$end" | tr -d '()[] ')
+        [[ "$start" =~ ^[0-9]+$ && "$end" =~ ^[0-9]+$ ]] || die "task range must be \"a,b\" with integers a < b, got \"$input\""
+        [ "$start" -lt "$end" ] || die "first task id ($start) must be smaller than the second ($end)"
+        echo "[$(seq -s, "$start" "$end")]"
+    else
+        [[ "$input" =~ ^[0-9]+$ ]] || die "task id must be a non-negative integer or \"a,b\", got \"$input\""
+        echo "[$input]"
+    fi
+}
+
+# task_list "0,2,4" | "0 2 4"  ->  "[0,2,4]" sorted (multitask) ; task_list_ordered keeps the order
+task_list_ordered() {
+    local ids; ids=$(echo "$1" | tr ',' ' ' | tr -d '()[]')
+    for t in $ids; do [[ "$t" =~ ^[0-9]+$ ]] || die "task ids must be integers, got \"$1\""; done
+    [ -n "$ids" ] || die "no task ids given"
+    echo "[$(echo $ids | tr ' ' ',')]"
+}
+task_list_sorted() { task_list_ordered "$(echo "$1" | tr ',' ' ' | tr -d '()[]' | tr ' ' '\n' | sort -n | tr '\n' ' ')"; }
+
+require_seed() { [[ "$1" =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer, got \"$1\""; }
+
+# The reference's config-name conventions (spec §5.1).
+extract_config_tag() {
+    local name; name=$(basename "$1")
+    if [[ "$name" == *_openvlaoft || "$name" == *_eval ]]; then echo ""
+    elif [[ "$name" =~ _lr_([^_]+)$ ]]; then echo "${BASH_REMATCH[1]}"
+    elif [[ "$name" == *_lr ]]; then echo ""
+    else echo "${name##*_}"; fi
+}
+get_first_task_id() { case "$(extract_config_tag "$1")" in object) echo 5 ;; long) echo 3 ;; *) echo 0 ;; esac; }
+get_default_global_step() { [ "$(extract_config_tag "$1")" = "long" ] && echo 5 || echo 10; }
+inject_config_tag_into_log_path() {
+    local dir="$1" tag="$2"
+    [ -z "$tag" ] && { echo "$dir"; return; }
+    if [[ "$dir" == logs/* ]]; then echo "logs_${tag}/${dir#logs/}"
+    elif [[ "$dir" == ./logs/* ]]; then echo "./logs_${tag}/${dir#./logs/}"
+    else echo "${dir//\/logs\//\/logs_${tag}\/}"; fi
+}
+derive_eval_config_name() {
+    local name="$1"
+    if [[ "$name" =~ ^(.*_openvlaoft)_lr_(.+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_lr_${BASH_REMATCH[2]}"
+    elif [[ "$name" == *_openvlaoft_lr ]]; then echo "${name%_lr}_eval_lr"
+    elif [[ "$name" == *_openvlaoft ]]; then echo "${name}_eval"
+    elif [[ "$name" =~ ^(.*_openvlaoft)_([^_]+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_${BASH_REMATCH[2]}"
+    else echo "$name"; fi
+}
+
+# log_root TYPE CONFIG: ./logs[_<tag>]/TYPE
+log_root() { inject_config_tag_into_log_path "./logs/$1" "$(extract_config_tag "$2")"; }
+
+# sequence_cmd METHOD TYPE TASKS CKPT MAX_EPOCH CONFIG SEED [overrides...]: the vlacrl-crl command array
+sequence_cmd() {
+    local method="$1" type="$2" tasks="$3" ckpt="$4" max_epoch="$5" config="$6" seed="$7"; shift 7
+    CMD=("$(vlacrl_cmd vlacrl-crl)" --config-name "$config" "crl=$method" "crl.tasks=$tasks" "crl.seed=$seed"
+         "runner.logger.log_path=$(log_root "$type" "$config")" "actor.seed=$seed")
+    [ -n "$ckpt" ] && CMD+=("+actor.model.lora_path=$ckpt")
+    [ -n "$max_epoch" ] && CMD+=("runner.max_epochs=$max_epoch")
+    CMD+=("$@")
+}

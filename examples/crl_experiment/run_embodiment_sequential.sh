@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+### Usage: run_embodiment_sequential.sh [--dry-run] TASK_ID_OR_RANGE [CHECKPOINT_PATH] [MAX_EPOCH] [CONFIG_NAME] [SEED] [overrides...]
+### Sequential fine-tuning: one LoRA adapter keeps training task after task (fresh optimizer per task).
+### TASK_ID_OR_RANGE: k, or "a,b" (tasks a..b). CHECKPOINT_PATH: adapter for the first task of the range.
+### Defaults: CONFIG_NAME=crl_experiment/libero_spatial_grpo_openvlaoft_spatial SEED=1234.
+### Logs: logs_<tag>/sequential/task_<k>_seed<S>/checkpoints/global_step_<G>/actor
+source "$(dirname "${BASH_SOURCE[0]}")/common_functions.sh"
+launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
+TASKS=$(task_range "${1:-0}") || exit 2
+CONFIG=${4:-$DEFAULT_CONFIG}; SEED=${5:-1234}; require_seed "$SEED"
+sequence_cmd seq_ft sequential "$TASKS" "${2:-}" "${3:-}" "$CONFIG" "$SEED" "${@:6}"
+run_cmd "${CMD[@]}"

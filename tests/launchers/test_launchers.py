@@ -1,0 +1,129 @@
+"""The bash launchers keep the reference's arguments and build valid vlacrl commands (checked via --dry-run).
+
+Every dry-run command is parsed back and its Hydra overrides are composed with the named config, so a
+launcher cannot emit an override that Hydra would reject.
+"""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vlacrl.config.compose import compose
+
+ROOT = Path(__file__).resolve().parents[2]
+DIR = ROOT / "examples" / "crl_experiment"
+LAUNCHERS = sorted(p.name for p in DIR.glob("*.sh") if p.name != "common_functions.sh")
+
+
+def launch(name, *args):
+    return subprocess.run(["bash", str(DIR / name), *args], capture_output=True, text=True, timeout=60)
+
+
+def dry_run(name, *args) -> list[str]:
+    proc = launch(name, "--dry-run", *args)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("+ "))
+    return shlex.split(line[2:])
+
+
+def composed(cmd: list[str]):
+    """Compose the config the command would run with (its --config-name and overrides)."""
+    name = cmd[cmd.index("--config-name") + 1]
+    overrides = [a for a in cmd[cmd.index("--config-name") + 2 :]]
+    return compose(name, overrides)
+
+
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_help(name):
+    proc = launch(name, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("Usage: " + name)
+
+
+def test_sequential_range_tag_and_log_dir():
+    cmd = dry_run("run_embodiment_sequential.sh", "0,2", "", "5", "", "42", "actor.optim.lr=1e-5")
+    assert Path(cmd[0]).name == "vlacrl-crl"
+    cfg = composed(cmd)
+    assert list(cfg.crl.tasks) == [0, 1, 2] and cfg.crl.method == "seq_ft" and cfg.crl.seed == 42
+    assert cfg.runner.logger.log_path == "./logs_spatial/sequential" and cfg.runner.max_epochs == 5
+    assert cfg.actor.optim.lr == 1e-5 and cfg.crl.stage_dir == "task_{tasks}_seed{seed}"
+
+
+def test_sequential_with_checkpoint_and_object_config():
+    cmd = dry_run(
+        "run_embodiment_sequential.sh", "6", "/ckpt/actor", "", "crl_experiment/libero_object_grpo_openvlaoft_object"
+    )
+    cfg = composed(cmd)
+    assert cfg.actor.model.lora_path == "/ckpt/actor" and cfg.runner.logger.log_path == "./logs_object/sequential"
+
+
+@pytest.mark.parametrize("name,method", [("run_embodiment_ewc.sh", "ewc"), ("run_embodiment_er.sh", "er"),
+                                         ("run_embodiment_der.sh", "der")])  # fmt: skip
+def test_method_launchers(name, method):
+    args = ["3"] if method == "ewc" else ["3", "0.05"]
+    cfg = composed(dry_run(name, *args))
+    assert cfg.crl.method == method and list(cfg.crl.tasks) == [3]
+    assert cfg.runner.logger.log_path == f"./logs_spatial/{method}"
+    if method != "ewc":
+        assert cfg.crl.bc_coeff == 0.05
+
+
+def test_weight_merge_coefficient_formatting():
+    cfg = composed(dry_run("run_embodiment_weight_merge.sh", "0,1", "0.8"))
+    assert cfg.crl.merge_coefficient == 0.8 and cfg.crl.stage_dir == "task_{tasks}_coeff_0_8_seed{seed}"
+    default = composed(
+        dry_run("run_embodiment_weight_merge.sh", "", "", "crl_experiment/libero_10_grpo_openvlaoft_long")
+    )
+    assert list(default.crl.tasks) == [3] and default.runner.logger.log_path == "./logs_long/weight_merge"
+
+
+def test_slca_learning_rates_and_dir():
+    cfg = composed(dry_run("run_embodiment_slca.sh", "2", "2e-6,2e-6,1e-5"))
+    assert (cfg.crl.vision_lora_lr, cfg.crl.llm_lora_lr, cfg.crl.lm_head_lora_lr) == (2e-6, 2e-6, 1e-5)
+    assert cfg.crl.stage_dir == "task_{tasks}_lr_v2e6_l2e6_h1e5_seed{seed}"
+    assert composed(dry_run("run_embodiment_slca.sh", "2")).crl.stage_dir == "task_{tasks}_lr_v4e6_l4e6_h4e5_seed{seed}"
+
+
+def test_multitask_sorts_ids_and_reorder_keeps_order():
+    multi = composed(dry_run("run_embodiment_multitask.sh", "4 0 2"))
+    assert list(multi.crl.tasks) == [0, 2, 4] and multi.crl.stage_dir == "tasks_{tasks}_seed{seed}"
+    reorder = composed(dry_run("run_embodiment_sequential_reorder.sh", "3,1,2"))
+    assert list(reorder.crl.order) == [3, 1, 2]
+    assert reorder.runner.logger.log_path == "./logs_spatial/sequential_reorder/seq_3_1_2_seed1234"
+
+
+def test_eval_launchers():
+    cmd = dry_run("eval_embodiment.sh", "logs_spatial/sequential/task_0_seed1234", "10")
+    assert Path(cmd[0]).name == "vlacrl-eval"
+    cfg = composed(cmd)
+    assert cfg.actor.model.lora_path.endswith(
+        "logs_spatial/sequential/task_0_seed1234/checkpoints/global_step_10/actor"
+    )
+    assert cfg.algorithm.eval_rollout_epoch == 40
+    base = composed(dry_run("eval_embodiment.sh", "base"))
+    assert base.actor.model.is_lora is False
+    scaled = composed(dry_run("eval_embodiment_lora_scale.sh", "logs_spatial/sequential/task_0_seed1234", "0.5"))
+    assert scaled.actor.model.lora_scale == 0.5
+
+
+def test_compute_base_logits_picks_the_suite_model():
+    cmd = dry_run("compute_base_logits_embodiment.sh", "crl_experiment/libero_10_grpo_openvlaoft_long", "--rlds", "/d")
+    assert Path(cmd[0]).name == "vlacrl-precompute-logits"
+    assert cmd[1:5] == ["--suite", "libero_10", "--model-dir", str(ROOT / "model" / "Openvla-oft-SFT-libero10-trajall")]
+
+
+@pytest.mark.parametrize(
+    "name,args,message",
+    [
+        ("run_embodiment_sequential.sh", ["3,1"], "must be smaller"),
+        ("run_embodiment_sequential.sh", ["x"], "task id must be"),
+        ("run_embodiment_sequential.sh", ["0", "", "", "", "s1"], "SEED must be"),
+        ("run_embodiment_weight_merge.sh", ["0", "1.5"], "MERGE_COEFF must be in"),
+        ("run_embodiment_multitask.sh", [], "TASK_IDS is required"),
+        ("eval_embodiment_lora_scale.sh", ["dir", "2"], "CURRENT_LORA_SCALE must be in"),
+    ],
+)
+def test_bad_arguments(name, args, message):
+    proc = launch(name, "--dry-run", *args)
+    assert proc.returncode == 2 and message in proc.stderr and not proc.stdout.startswith("+ ")
