@@ -98,3 +98,23 @@ sequence_cmd() {
     [ -n "$max_epoch" ] && CMD+=("runner.max_epochs=$max_epoch")
     CMD+=("$@")
 }
+
+# sequence_launcher METHOD TYPE TASK [CKPT] [MAX_EPOCH] [CONFIG] [SEED] [overrides...] (sequential, ewc)
+sequence_launcher() {
+    local method="$1" type="$2"; shift 2
+    local tasks; tasks=$(task_range "${1:-0}") || exit 2
+    local config=${4:-$DEFAULT_CONFIG} seed=${5:-1234}; require_seed "$seed"
+    sequence_cmd "$method" "$type" "$tasks" "${2:-}" "${3:-}" "$config" "$seed" "${@:6}"
+    run_cmd "${CMD[@]}"
+}
+
+# replay_launcher METHOD TASK [COEFF=0.03] [CKPT] [MAX_EPOCH] [CONFIG] [SEED] [overrides...] (er, der)
+replay_launcher() {
+    local method="$1"; shift
+    local tasks; tasks=$(task_range "${1:-0}") || exit 2
+    local coeff=${2:-0.03}
+    [[ "$coeff" =~ ^[0-9.eE+-]+$ ]] || die "$(echo "$method" | tr a-z A-Z)_COEFF must be a number, got \"$coeff\""
+    local config=${5:-$DEFAULT_CONFIG} seed=${6:-1234}; require_seed "$seed"
+    sequence_cmd "$method" "$method" "$tasks" "${3:-}" "${4:-}" "$config" "$seed" "crl.bc_coeff=$coeff" "${@:7}"
+    run_cmd "${CMD[@]}"
+}

@@ -5,8 +5,4 @@
 ### Logs: logs_<tag>/er/task_<k>_seed<S>/
 source "$(dirname "${BASH_SOURCE[0]}")/common_functions.sh"
 launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
-TASKS=$(task_range "${1:-0}") || exit 2
-COEFF=${2:-0.03}; [[ "$COEFF" =~ ^[0-9.eE+-]+$ ]] || die "ER_COEFF must be a number, got \"$COEFF\""
-CONFIG=${5:-$DEFAULT_CONFIG}; SEED=${6:-1234}; require_seed "$SEED"
-sequence_cmd er er "$TASKS" "${3:-}" "${4:-}" "$CONFIG" "$SEED" "crl.bc_coeff=$COEFF" "${@:7}"
-run_cmd "${CMD[@]}"
+replay_launcher er "$@"

@@ -5,7 +5,4 @@
 ### Logs: logs_<tag>/ewc/task_<k>_seed<S>/
 source "$(dirname "${BASH_SOURCE[0]}")/common_functions.sh"
 launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
-TASKS=$(task_range "${1:-0}") || exit 2
-CONFIG=${4:-$DEFAULT_CONFIG}; SEED=${5:-1234}; require_seed "$SEED"
-sequence_cmd ewc ewc "$TASKS" "${2:-}" "${3:-}" "$CONFIG" "$SEED" "${@:6}"
-run_cmd "${CMD[@]}"
+sequence_launcher ewc ewc "$@"

@@ -6,7 +6,4 @@
 ### Logs: logs_<tag>/sequential/task_<k>_seed<S>/checkpoints/global_step_<G>/actor
 source "$(dirname "${BASH_SOURCE[0]}")/common_functions.sh"
 launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
-TASKS=$(task_range "${1:-0}") || exit 2
-CONFIG=${4:-$DEFAULT_CONFIG}; SEED=${5:-1234}; require_seed "$SEED"
-sequence_cmd seq_ft sequential "$TASKS" "${2:-}" "${3:-}" "$CONFIG" "$SEED" "${@:6}"
-run_cmd "${CMD[@]}"
+sequence_launcher seq_ft sequential "$@"
