@@ -115,13 +115,12 @@ class EmbodiedRunner:
 
     def train_one_step(self) -> dict[str, float]:
         batches = self.generate_rollouts()
-        env_info = self._env_info_metrics(batches)
         is_last = self.global_step == self.max_steps - 1
         with self.timer.phase("actor_training"):
             per_rank = _get([a.train_step.remote(b, is_last) for a, b in zip(self.groups.actors, batches)])
         metrics = dict(per_rank[0])
         metrics.pop("time/actor_training", None)
-        metrics.update(env_info)
+        metrics.update(self._env_info_metrics())
         metrics.update(self.timer.pop())
         env_steps = self._env_steps_per_global_step()
         metrics["rollout/env_steps_per_s"] = env_steps / max(metrics.get("time/rollout", 0.0), 1e-9)
@@ -131,14 +130,9 @@ class EmbodiedRunner:
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
         return metrics
 
-    def _env_info_metrics(self, batches: list) -> dict[str, float]:
-        import ray  # noqa: PLC0415
-
-        @ray.remote(num_cpus=0)
-        def env_info_means(batch):
-            return {k: float(v.float().mean()) for k, v in batch.items() if k.startswith("env_info/")}
-
-        per_rank = _get([env_info_means.remote(b) for b in batches])
+    def _env_info_metrics(self) -> dict[str, float]:
+        """``rollout/env_info/<k>``: per-key mean over the rollout ranks that saw key k."""
+        per_rank = _get([r.pop_env_info.remote() for r in self.groups.rollouts])
         keys = set().union(*per_rank)
         return {f"rollout/{k}": float(np.mean([m[k] for m in per_rank if k in m])) for k in sorted(keys)}
 

@@ -63,6 +63,7 @@ class RolloutWorker:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.buffers: dict[int, StageBuffer] = defaultdict(StageBuffer)
         self.infer_seconds = 0.0
+        self.env_info_means: dict[str, float] = {}
 
     def _inputs(self, env_batch) -> dict[str, torch.Tensor]:
         inputs = self.processor(list(env_batch.obs["task_descriptions"]), env_batch.obs["full_image"])
@@ -130,7 +131,14 @@ class RolloutWorker:
         for key in stacked[0]:
             axis = 0 if key.startswith("env_info/") else 1
             out[key] = torch.cat([s[key] for s in stacked], dim=axis) if len(stacked) > 1 else stacked[0][key]
+        self.env_info_means = {k: float(v.float().mean()) for k, v in out.items() if k.startswith("env_info/")}
         return out
+
+    @annotated
+    def pop_env_info(self) -> dict[str, float]:
+        """Means of the last collected batch's ``env_info/*`` (final step of every training episode)."""
+        means, self.env_info_means = self.env_info_means, {}
+        return means
 
     @annotated
     def load_weights(self, state: dict[str, torch.Tensor]) -> int:
