@@ -94,3 +94,14 @@ def test_bad_config_fails_before_ray_with_one_line(overrides, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert "Ray ready" not in proc.stdout + proc.stderr
+
+
+def test_ppo_with_value_head_runs_a_step(tmp_path, run):
+    root, common = run
+    proc = run_cli("vlacrl.cli.train", common[1], f"runner.logger.log_path={tmp_path / 'ppo'}", "algorithm=ppo",
+                   "runner.max_epochs=1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    tags = tensorboard_tags(tmp_path / "ppo" / "tensorboard")
+    assert {"train/critic/value_loss", "train/critic/value_clip_ratio", "train/actor/policy_loss"} <= set(tags)
+    head = tmp_path / "ppo" / "checkpoints" / "global_step_1" / "actor" / "value_head.safetensors"
+    assert head.exists()  # the value head is saved for resume (the reference never saved it)
