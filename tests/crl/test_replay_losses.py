@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlacrl.algorithms.replay_losses import action_token_cross_entropy, der_loss, er_loss, mask_to_action_ids
+from vlacrl.algorithms.replay_losses import action_token_cross_entropy, der_loss, er_loss
+from vlacrl.models.openvla_oft.sampling import mask_to_action_ids
 
 
 def test_er_cross_entropy_hand_computed():

@@ -57,8 +57,8 @@ def _config(model_dir: Path) -> dict:
 
 def _rollout_batch(cfg: dict, model_dir: Path) -> dict[str, torch.Tensor]:
     """The rollout layout of ``RolloutWorker.collect`` for E = 1 (see its module docstring)."""
+    from vlacrl.models.lora import base_module
     from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
-    from vlacrl.workers.actor_worker import inner_policy
     from vlacrl.workers.policy_setup import build_policy
 
     generator = torch.Generator().manual_seed(0)
@@ -68,7 +68,7 @@ def _rollout_batch(cfg: dict, model_dir: Path) -> dict[str, torch.Tensor]:
     tokens = torch.randint(TOKEN_BEGIN, VOCAB, (samples, CHUNK, ACTION_DIM), generator=generator)
     # Old log-probs from the model at its initial weights (LoRA B = 0: the base model), shifted by at most
     # ±0.1 so that the ratios differ from 1 but stay inside the clip range [0.8, 1.28] (no clip kinks).
-    policy = inner_policy(build_policy(cfg, str(model_dir), use_gpu=False)).eval()
+    policy = base_module(build_policy(cfg, str(model_dir), use_gpu=False)).eval()
     with torch.no_grad():
         logprobs = policy.action_logprobs(
             inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], tokens,

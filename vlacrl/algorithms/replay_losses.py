@@ -20,13 +20,6 @@ DEFAULT_TOKEN_BEGIN = 31744
 DEFAULT_VOCAB_SIZE = 32000
 
 
-def mask_to_action_ids(raw_logits: torch.Tensor, token_begin: int, vocab_size: int) -> torch.Tensor:
-    """raw_logits [..., V] → a copy with −∞ outside ``[token_begin, vocab_size)`` (the reference's masking)."""
-    ids = torch.arange(raw_logits.shape[-1], device=raw_logits.device)
-    valid = (ids >= token_begin) & (ids < vocab_size)
-    return raw_logits.masked_fill(~valid, float("-inf"))
-
-
 def action_token_cross_entropy(
     raw_logits: torch.Tensor,
     expert_tokens: torch.Tensor,

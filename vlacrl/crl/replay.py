@@ -23,6 +23,7 @@ from vlacrl.algorithms.replay_losses import der_loss, er_loss
 from vlacrl.crl.base import CRLMethod, StageRecord
 from vlacrl.crl.common import previous_adapter, task_order
 from vlacrl.crl.registry import register
+from vlacrl.models.lora import base_module
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ def _rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def _inner(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 @register("er")
@@ -107,7 +104,7 @@ class ExperienceReplay(CRLMethod):
         from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset  # noqa: PLC0415
         from vlacrl.models.openvla_oft import OpenVLAOFTProcessor  # noqa: PLC0415
 
-        policy = _inner(model)
+        policy = base_module(model)
         self._token_range = (int(policy.token_begin), int(policy.config.tokenizer_vocab_size))
         files = self.task_files()
         if not files:
@@ -177,7 +174,7 @@ class DarkExperienceReplay(ExperienceReplay):
         inputs = [replay[key].to(device) for key in INPUT_KEYS]
         begin, vocab = self._token_range
         with torch.no_grad(), model.disable_adapter():
-            logits = _inner(model)(*inputs).logits
+            logits = base_module(model)(*inputs).logits
         return logits[..., begin:vocab]
 
     def extra_losses(

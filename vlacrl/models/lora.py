@@ -46,6 +46,11 @@ def lora_config(rank: int = 32, alpha: int | None = None, target_modules: Sequen
     )
 
 
+def base_module(model: nn.Module) -> nn.Module:
+    """The model inside a ``PeftModel`` (or ``model`` itself when it is not wrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _unfreeze_value_head(model: nn.Module) -> None:
     head = getattr(model, "value_head", None)
     if head is not None:

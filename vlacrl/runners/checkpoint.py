@@ -98,7 +98,9 @@ def load_value_head(model: torch.nn.Module, adapter_dir: Path) -> bool:
     from safetensors.torch import load_file  # noqa: PLC0415
 
     path = adapter_dir / "value_head.safetensors"
-    head = getattr(model.get_base_model() if hasattr(model, "get_base_model") else model, "value_head", None)
+    from vlacrl.models.lora import base_module  # noqa: PLC0415
+
+    head = getattr(base_module(model), "value_head", None)
     if head is None or not path.exists():
         return False
     head.load_state_dict(load_file(str(path)))

@@ -32,6 +32,7 @@ from vlacrl.algorithms import (
 )
 from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
+from vlacrl.models.lora import base_module
 from vlacrl.runners import checkpoint
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.policy_setup import build_policy, worker_device
@@ -56,11 +57,6 @@ def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any], method
     if head:
         groups.append({"params": head, "lr": float(optim_cfg["value_lr"]), "betas": betas})
     return torch.optim.AdamW(groups)
-
-
-def inner_policy(model: torch.nn.Module) -> torch.nn.Module:
-    """The OpenVLA-OFT module inside a PeftModel (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 class ActorWorker:
@@ -104,7 +100,7 @@ class ActorWorker:
         if resume_dir is not None:
             checkpoint.load_value_head(model, Path(resume_dir) / "actor")
         self.method.setup_actor(model)
-        policy = inner_policy(model)
+        policy = base_module(model)
         if cfg["actor"]["model"].get("gradient_checkpointing", True):
             policy.enable_gradient_checkpointing()
         torch_dist.shard(policy, use_gpu=self.use_gpu, cpu_offload=bool(cfg["actor"]["model"].get("cpu_offload")))
@@ -163,7 +159,7 @@ class ActorWorker:
             for key in MODEL_INPUT_KEYS:
                 extra = replay[key].to(self.device, inputs[key].dtype).reshape(-1, *inputs[key].shape[1:])
                 inputs[key] = torch.cat([inputs[key], extra])
-        out = inner_policy(self.model).action_logprobs(
+        out = base_module(self.model).action_logprobs(
             inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], inputs["action_tokens"],
             temperature=self.temperature, top_k=self.top_k,
         )  # fmt: skip

@@ -107,10 +107,14 @@ class ResetStateSampler:
         )  # [num_tasks, per_task]
         return np.stack([draws[:, r * per_rank : (r + 1) * per_rank].reshape(-1) for r in range(self.world_size)])
 
+    def random_ids(self, count: int) -> np.ndarray:
+        """``count`` uniform ids from this rank's generator (resets without fixed ids)."""
+        return self._rng.integers(0, self.space.size, size=count)
+
     def next_ids(self) -> np.ndarray:
         """Ids for the next epoch, each repeated ``group_size`` times: [num_group * group_size]."""
         if self.mode == "random":
-            ids = self._rng.integers(0, self.space.size, size=self.num_group)
+            ids = self.random_ids(self.num_group)
         else:
             if self._start + self.num_group > self._rows.shape[1]:
                 self._rows = self._new_rows()

@@ -147,7 +147,7 @@ class LiberoVectorEnv:
             if self.config.use_fixed_reset_state_ids:
                 reset_state_ids = self.reset_state_ids[env_idx]
             else:
-                reset_state_ids = self.sampler._rng.integers(0, self.space.size, size=len(env_idx))
+                reset_state_ids = self.sampler.random_ids(len(env_idx))
         tasks, trials = self.space.to_task_trial(reset_state_ids)
         self.task_ids[env_idx], self.trial_ids[env_idx] = tasks, trials
         results = self.pool.call("reset", {int(i): (int(tr), int(tk)) for i, tk, tr in zip(env_idx, tasks, trials)})
