@@ -65,3 +65,23 @@ def test_placement_forms():
         resolve_placement({"actor,env,rollout,critic": "all"}, num_gpus=1)
     with pytest.raises(PlacementError, match="multiple of the env world size"):
         resolve_placement({"actor": "all", "rollout": "cpu:1", "env": "cpu:2"}, num_gpus=0)
+
+
+CNN = "crl_experiment/libero_spatial_grpo_simple_cnn"
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["actor.checkpoint_load_path=/nowhere/best_checkpoint.pt"],
+            "Simple CNN checkpoint /nowhere/best_checkpoint.pt not found",
+        ),
+        (["actor.model.is_lora=True"], "the Simple CNN trains all its weights"),
+        (["actor.model.model_name=resnet"], "unknown 'resnet'"),
+    ],
+)
+def test_bad_simple_cnn_configs(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_config(compose(CNN, overrides), num_gpus=8)
+    assert "\n" not in str(info.value)

@@ -127,3 +127,17 @@ def test_compute_base_logits_picks_the_suite_model():
 def test_bad_arguments(name, args, message):
     proc = launch(name, "--dry-run", *args)
     assert proc.returncode == 2 and message in proc.stderr and not proc.stdout.startswith("+ ")
+
+
+def test_simple_cnn_chains_model_pt_with_the_cnn_config():
+    cmd = dry_run("run_embodiment_simple_cnn.sh", "0,1", "/runs/task_0/actor/model.pt", "3", "", "7")
+    cfg = composed(cmd)
+    assert cfg.crl.method == "simple_cnn" and list(cfg.crl.tasks) == [0, 1] and cfg.crl.seed == 7
+    assert cfg.actor.model.model_name == "simple_cnn" and cfg.actor.model.is_lora is False
+    assert cfg.actor.checkpoint_load_path == "/runs/task_0/actor/model.pt" and cfg.runner.max_epochs == 3
+    assert cfg.runner.logger.log_path == "./logs_cnn/simple_cnn"  # the reference's tag of "..._simple_cnn"
+
+
+def test_simple_cnn_rejects_a_directory_checkpoint():
+    proc = launch("run_embodiment_simple_cnn.sh", "--dry-run", "0", "/runs/task_0/actor")
+    assert proc.returncode == 2 and "must be a .pt file" in proc.stderr

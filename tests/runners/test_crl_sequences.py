@@ -112,3 +112,32 @@ def test_replay_methods_run_a_sequence(tmp_path, tiny, replay_cache, method):
     acc = EventAccumulator(str(root / "task_1_seed1234" / "tensorboard"))
     acc.Reload()
     assert "train/bc/loss" in acc.Tags()["scalars"]
+
+
+def test_simple_cnn_chains_model_pt_and_evaluates_it(tmp_path):
+    """The CNN baseline in the Ray loop: stage 1 starts from stage 0's model.pt; evaluations load model.pt."""
+    from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint
+
+    ckpt = write_random_cnn_checkpoint(tmp_path / "cnn" / "best_checkpoint.pt", seed=0)
+    cmd = [sys.executable, "-m", "vlacrl.cli.crl", "--config-name", "cpu_simple_cnn",
+           f"actor.checkpoint_load_path={ckpt}", f"runner.logger.log_path={tmp_path / 'simple_cnn'}",
+           *SHORT]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-6000:]
+    root = tmp_path / "simple_cnn"
+    matrix = json.loads((root / "success_matrix_seed1234.json").read_text())
+    assert [r["trained_tasks"] for r in matrix["rows"]] == [[0], [1]]
+    model0 = adapter(root, 0) / "model.pt"
+    stage1 = json.loads((root / "task_1_seed1234" / "config.json").read_text())
+    assert stage1["actor"]["checkpoint_load_path"] == str(model0)
+    import yaml
+
+    evaluated = yaml.safe_load((root / "task_1_seed1234" / "eval" / "config.yaml").read_text())
+    assert evaluated["rollout"]["checkpoint_path"] == str(adapter(root, 1) / "model.pt")
+    import torch
+
+    saved = torch.load(adapter(root, 1) / "model.pt", weights_only=False)
+    start = torch.load(ckpt, weights_only=False)
+    assert saved["task_id_map"] == start["task_id_map"] and saved["norm_stats"] == start["norm_stats"]
+    changed = [k for k, v in saved["model_state_dict"].items() if not torch.equal(v, start["model_state_dict"][k])]
+    assert changed and not any("running" in k for k in changed)  # trained, BatchNorm statistics frozen

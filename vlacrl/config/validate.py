@@ -114,6 +114,12 @@ def check_paths(cfg: DictConfig, placement) -> None:
     from vlacrl.models.lora import check_adapter_dir  # noqa: PLC0415
     from vlacrl.models.openvla_oft.checkpoint import validate_model_dir  # noqa: PLC0415
 
+    name = str(_get(cfg, "actor.model.model_name", "openvla_oft"))
+    if name not in ("openvla_oft", "simple_cnn"):
+        raise ConfigError(f"actor.model.model_name: unknown {name!r}; use openvla_oft or simple_cnn")
+    if name == "simple_cnn":
+        check_cnn_paths(cfg)
+        return
     for key in ("rollout.model_dir", "actor.checkpoint_load_path"):
         try:
             validate_model_dir(str(_get(cfg, key)))
@@ -127,6 +133,21 @@ def check_paths(cfg: DictConfig, placement) -> None:
         try:
             check_adapter_dir(str(path))
         except LoraError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+
+def check_cnn_paths(cfg: DictConfig) -> None:
+    """Simple CNN: the checkpoint files the actor and the rollout load exist and carry their metadata."""
+    from vlacrl.models.errors import CNNCheckpointError  # noqa: PLC0415
+    from vlacrl.models.simple_cnn_rl import load_rl_policy  # noqa: PLC0415
+
+    if _get(cfg, "actor.model.is_lora", False):
+        raise ConfigError("actor.model.is_lora: the Simple CNN trains all its weights; set it to False")
+    keys = ["rollout.checkpoint_path"] if _get(cfg, "rollout.checkpoint_path") else ["rollout.model_dir"]
+    for key in dict.fromkeys(keys + ["actor.checkpoint_load_path"]):
+        try:
+            load_rl_policy(str(_get(cfg, key)), _get(cfg, "actor.model.cnn_metadata_path"))
+        except CNNCheckpointError as exc:
             raise ConfigError(f"{key}: {exc}") from None
 
 

@@ -40,3 +40,7 @@ class CheckpointKeyError(ModelDirError):
 
 class LoraError(RuntimeError):
     """A LoRA operation could not be applied (no LoRA layers, bad adapter directory, bad coefficient)."""
+
+
+class CNNCheckpointError(ValueError):
+    """A Simple CNN checkpoint file is missing, unreadable or lacks its metadata; the message says what to pass."""

@@ -29,9 +29,18 @@ def local_gpu_count() -> int:
 
 
 def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
-    """Write the tiny checkpoint the CPU default points at, the first time it is needed."""
+    """Write the tiny checkpoint the CPU defaults point at (``actor.create_tiny_checkpoint``), the first time
+    it is needed: the tiny OpenVLA-OFT directory, or a random Simple CNN checkpoint file."""
     path = Path(str(cfg.actor.checkpoint_load_path))
-    if cfg.actor.get("create_tiny_checkpoint", False) and not (path / "config.json").exists():
+    if not cfg.actor.get("create_tiny_checkpoint", False):
+        return
+    if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
+        if not path.exists():
+            from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint  # noqa: PLC0415
+
+            logger.info("creating a random Simple CNN checkpoint in %s (first run)", path)
+            write_random_cnn_checkpoint(path, str(cfg.env.train.task_suite_name))
+    elif not (path / "config.json").exists():
         from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
 
         logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)

@@ -34,8 +34,9 @@ from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.models.lora import base_module
 from vlacrl.runners import checkpoint
+from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
-from vlacrl.workers.policy_setup import build_policy, worker_device
+from vlacrl.workers.policy_setup import build_policy, family_name, policy_family, worker_device
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,12 @@ class ActorWorker:
         self.optimizer = None
         self.global_step = 0
         self.method = build_method(cfg)
+        self.family = policy_family(cfg)
+
+    @annotated
+    def rss_mb(self) -> float:
+        """Resident memory of this worker process (MiB)."""
+        return rss_mb()
 
     @annotated
     def master_address(self) -> tuple[str, int]:
@@ -92,12 +99,9 @@ class ActorWorker:
         torch.manual_seed(int(self.cfg["actor"].get("seed", 0)))  # identical LoRA init on every rank
         cfg = self.cfg
         if resume_dir is not None:
-            cfg = {
-                **cfg,
-                "actor": {**cfg["actor"], "model": {**cfg["actor"]["model"], "lora_path": f"{resume_dir}/actor"}},
-            }
+            cfg = self.family.resume_cfg(cfg, Path(resume_dir) / "actor")
         model = build_policy(cfg, str(cfg["actor"]["checkpoint_load_path"]), self.use_gpu)
-        if resume_dir is not None:
+        if resume_dir is not None and family_name(cfg) == "openvla_oft":
             checkpoint.load_value_head(model, Path(resume_dir) / "actor")
         self.method.setup_actor(model)
         policy = base_module(model)
@@ -113,11 +117,12 @@ class ActorWorker:
 
     @annotated
     def save_checkpoint(self, out_dir: str) -> None:
-        """Write the adapter (rank 0) and the sharded optimizer state into ``out_dir/actor``; collective."""
-        state = torch_dist.full_state_dict(self.model, trainable_only=True)
+        """Write the weights (rank 0: the adapter, or the CNN's ``model.pt``) and the sharded optimizer state
+        into ``out_dir/actor``; collective."""
+        state = torch_dist.full_state_dict(self.model, trainable_only=self.family.trainable_only_state)
         actor_dir = Path(out_dir) / "actor"
         if self.rank == 0:
-            checkpoint.write_adapter(self.model, state, actor_dir)
+            self.family.save(self.model, state, actor_dir)
         checkpoint.save_optimizer(self.model, self.optimizer, actor_dir / "optim")
         if dist.is_initialized():
             dist.barrier()

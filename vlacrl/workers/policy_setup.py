@@ -1,18 +1,28 @@
 """Build the policy a worker runs from the resolved config (shared by rollout and actor workers).
 
-The rollout and the actor build the *same* PEFT model (same adapter names and shapes), so the actor's
+``actor.model.model_name`` picks a :class:`PolicyFamily` from :data:`FAMILIES`:
+
+* ``openvla_oft`` — the HF-format OpenVLA-OFT directory with a PEFT LoRA adapter (and value head);
+  checkpoints are adapter directories.
+* ``simple_cnn`` — the Simple CNN baseline (spec §4.7), fully trained (no LoRA); checkpoints are
+  ``model.pt`` files.
+
+The rollout and the actor build the *same* model (same parameter names and shapes), so the actor's
 trainable weights load into the rollout's model key for key.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import torch
 
-from vlacrl.models.lora import setup_lora
+from vlacrl.models.lora import base_module, setup_lora
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy
+from vlacrl.models.simple_cnn_rl import RL_CHECKPOINT, SimpleCNNProcessor, load_rl_policy
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +36,8 @@ def model_dtype(model_cfg: Mapping[str, Any], use_gpu: bool) -> torch.dtype:
     return torch.bfloat16 if use_gpu and model_cfg.get("precision", "bf16") == "bf16" else torch.float32
 
 
-def build_policy(cfg: Mapping[str, Any], model_dir: str, use_gpu: bool):
+# ------------------------------------------------------------------------------------------ OpenVLA-OFT
+def build_openvla_oft(cfg: Mapping[str, Any], model_dir: str, use_gpu: bool):
     """Load the HF-format checkpoint, attach the value head when needed, set up LoRA as configured.
 
     Returns the model (a ``PeftModel`` when ``actor.model.is_lora``) on the worker's device.
@@ -58,5 +69,79 @@ def build_policy(cfg: Mapping[str, Any], model_dir: str, use_gpu: bool):
     )
 
 
-def build_processor(cfg: Mapping[str, Any], model_dir: str) -> OpenVLAOFTProcessor:
+def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str) -> OpenVLAOFTProcessor:
     return OpenVLAOFTProcessor.from_model_dir(model_dir, max_length=int(cfg["runner"]["max_prompt_length"]))
+
+
+def save_openvla_oft(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
+    from vlacrl.runners import checkpoint  # noqa: PLC0415
+
+    checkpoint.write_adapter(model, full_state, actor_dir)
+
+
+def resume_openvla_oft(cfg: Mapping[str, Any], actor_dir: Path) -> dict[str, Any]:
+    return {**cfg, "actor": {**cfg["actor"], "model": {**cfg["actor"]["model"], "lora_path": str(actor_dir)}}}
+
+
+# ------------------------------------------------------------------------------------------ Simple CNN
+def build_simple_cnn(cfg: Mapping[str, Any], path: str, use_gpu: bool):
+    """The CNN from a checkpoint file (every parameter trainable), on the worker's device and dtype."""
+    model_cfg = cfg["actor"]["model"]
+    model = load_rl_policy(path, model_cfg.get("cnn_metadata_path"))
+    return model.to(device=worker_device(use_gpu), dtype=model_dtype(model_cfg, use_gpu))
+
+
+def simple_cnn_processor(cfg: Mapping[str, Any], path: str) -> SimpleCNNProcessor:
+    model = load_rl_policy(path, cfg["actor"]["model"].get("cnn_metadata_path"))
+    size = cfg["actor"]["model"].get("image_size", 224)
+    return SimpleCNNProcessor(model.meta["task_id_map"], int(size[0] if isinstance(size, (list, tuple)) else size))
+
+
+def save_simple_cnn(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
+    actor_dir.mkdir(parents=True, exist_ok=True)
+    base_module(model).save(actor_dir / RL_CHECKPOINT, full_state)
+
+
+def resume_simple_cnn(cfg: Mapping[str, Any], actor_dir: Path) -> dict[str, Any]:
+    return {**cfg, "actor": {**cfg["actor"], "checkpoint_load_path": str(actor_dir / RL_CHECKPOINT)}}
+
+
+@dataclass(frozen=True)
+class PolicyFamily:
+    """How one kind of policy is built, fed, saved and resumed."""
+
+    build: Callable[[Mapping[str, Any], str, bool], torch.nn.Module]
+    processor: Callable[[Mapping[str, Any], str], Callable]
+    save: Callable[[torch.nn.Module, dict[str, torch.Tensor], Path], None]  # rank 0, full state
+    resume_cfg: Callable[[Mapping[str, Any], Path], dict[str, Any]]  # cfg loading <ckpt>/actor
+    trainable_only_state: bool  # checkpoints hold only trainable tensors (adapter) or the full model
+
+
+FAMILIES: dict[str, PolicyFamily] = {
+    "openvla_oft": PolicyFamily(build_openvla_oft, openvla_oft_processor, save_openvla_oft, resume_openvla_oft, True),
+    "simple_cnn": PolicyFamily(build_simple_cnn, simple_cnn_processor, save_simple_cnn, resume_simple_cnn, False),
+}
+
+
+def family_name(cfg: Mapping[str, Any]) -> str:
+    name = str(cfg["actor"]["model"].get("model_name", "openvla_oft"))
+    if name not in FAMILIES:
+        raise ValueError(f"actor.model.model_name: unknown {name!r}; choose one of {sorted(FAMILIES)}")
+    return name
+
+
+def policy_family(cfg: Mapping[str, Any]) -> PolicyFamily:
+    return FAMILIES[family_name(cfg)]
+
+
+def rollout_model_path(cfg: Mapping[str, Any]) -> str:
+    """The rollout's model: ``rollout.checkpoint_path`` when set (CNN evaluation), else ``rollout.model_dir``."""
+    return str(cfg["rollout"].get("checkpoint_path") or cfg["rollout"]["model_dir"])
+
+
+def build_policy(cfg: Mapping[str, Any], model_path: str, use_gpu: bool):
+    return policy_family(cfg).build(cfg, model_path, use_gpu)
+
+
+def build_processor(cfg: Mapping[str, Any], model_path: str):
+    return policy_family(cfg).processor(cfg, model_path)

@@ -19,8 +19,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
-from vlacrl.workers.policy_setup import build_policy, build_processor, worker_device
+from vlacrl.workers.policy_setup import build_policy, build_processor, rollout_model_path, worker_device
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +51,15 @@ class RolloutWorker:
     def __init__(self, cfg: Mapping[str, Any], rank: int, world_size: int, use_gpu: bool = False):
         self.rank, self.world_size = rank, world_size
         self.device = worker_device(use_gpu)
-        model_dir = str(cfg["rollout"]["model_dir"])
+        model_dir = rollout_model_path(cfg)
         self.model = build_policy(cfg, model_dir, use_gpu).eval()
         self.processor = build_processor(cfg, model_dir)
         self.dtype = next(p.dtype for p in self.model.parameters())
         sampling = cfg["algorithm"]["sampling_params"]
         self.temperature = {"train": float(sampling["temperature_train"]), "eval": float(sampling["temperature_eval"])}
         self.top_k = int(sampling.get("top_k", -1))
-        self.greedy = bool(sampling.get("use_greedy", False))
+        greedy = bool(sampling.get("use_greedy", False))  # use_greedy_eval: evaluation only (default: the same)
+        self.greedy = {"train": greedy, "eval": bool(sampling.get("use_greedy_eval", greedy))}
         self.require_values = bool(cfg["algorithm"].get("require_values", False))
         seed = int(cfg["actor"].get("seed", 0)) * 1000 + rank
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -80,7 +82,7 @@ class RolloutWorker:
             inputs["pixel_values"],
             temperature=self.temperature[mode],
             top_k=self.top_k if self.top_k > 0 else None,
-            greedy=self.greedy,
+            greedy=self.greedy[mode],
             generator=self.generator,
         )
         self.infer_seconds += time.perf_counter() - start
@@ -151,6 +153,11 @@ class RolloutWorker:
             for key, value in state.items():
                 own[key].copy_(value.to(own[key].device, own[key].dtype))
         return len(state)
+
+    @annotated
+    def rss_mb(self) -> float:
+        """Resident memory of this worker process (MiB)."""
+        return rss_mb()
 
     @annotated
     def rng_state(self) -> list[int]:
