@@ -1,4 +1,7 @@
-"""EnvWorker as a real Ray actor on a local cluster: stages, batches, annotated errors."""
+"""EnvWorker as a real Ray actor on a local cluster: stages, batches, annotated errors, sim restarts."""
+
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -52,3 +55,25 @@ def test_env_worker_in_ray_steps_two_pipeline_stages(ray_cluster):
     states = ray.get(worker.sampler_states.remote())
     assert len(states) == 2 and len(states[0]["ids"]) == 2
     ray.get(worker.close.remote())
+
+
+def test_env_worker_restarts_a_killed_sim_and_reports_restarts_and_memory(ray_cluster):
+    import ray
+
+    slots = reserve(resolve_placement({"actor,env,rollout": "all"}, num_gpus=0))
+    cfg = dict(ENV_CFG, num_envs=2, max_env_restarts=1)  # one stage, one sim process with 2 envs
+    worker = ray.remote(EnvWorker).options(**slots["env"][0].ray_options).remote(cfg, 0, 1)
+    ray.get(worker.start_epoch.remote(0))
+    [[pid]] = ray.get(worker.sim_pids.remote())
+    os.kill(pid, signal.SIGKILL)
+    batch = ray.get(worker.step.remote(0, np.zeros((2, 8, 7))))
+    assert batch.rewards.shape == (2, 8) and batch.dones.shape == (2, 8)
+    assert batch.episode["episode_len"].tolist() == [8, 8] and batch.obs["full_image"].shape == (2, 128, 128, 3)
+    metrics = ray.get(worker.pop_metrics.remote())
+    assert metrics["env/restarts"] == 1 and metrics["env/restarts_total"] == 1
+    assert metrics["memory/env_worker_rss_mb"] > 50 and metrics["memory/env_sims_rss_mb"] > 100
+    [[new_pid]] = ray.get(worker.sim_pids.remote())
+    assert new_pid != pid
+    assert ray.get(worker.pop_metrics.remote())["env/restarts"] == 0  # per call; the total stays
+    ray.get(worker.close.remote())
+    ray.kill(worker)

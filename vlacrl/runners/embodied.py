@@ -128,7 +128,19 @@ class EmbodiedRunner:
         for timing in _get([w.pop_timings.remote() for w in workers]):
             for key, value in timing.items():  # summed over workers (per-worker busy time)
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
+        metrics.update(self._worker_health())
         return metrics
+
+    def _worker_health(self) -> dict[str, float]:
+        """``env/restarts*`` and the env workers' ``memory/*`` summed over env workers; the actor's and
+        rollout's resident memory as the largest of their ranks (``memory/{actor,rollout}_rss_mb``, MiB)."""
+        out: dict[str, float] = {}
+        for env_metrics in _get([e.pop_metrics.remote() for e in self.groups.envs]):
+            for key, value in env_metrics.items():
+                out[key] = out.get(key, 0.0) + value
+        for role, group in (("actor", self.groups.actors), ("rollout", self.groups.rollouts)):
+            out[f"memory/{role}_rss_mb"] = max(_get([w.rss_mb.remote() for w in group]))
+        return out
 
     def _env_info_metrics(self) -> dict[str, float]:
         """``rollout/env_info/<k>``: per-key mean over the rollout ranks that saw key k."""

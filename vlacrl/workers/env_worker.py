@@ -5,6 +5,9 @@ rollout worker infers actions for stage s, this worker steps stage s-1, so simul
 overlap. Stage ``s`` of rank ``r`` samples init states as rank ``r·S + s`` of ``W·S``.
 
 A plain class (testable without Ray); the launcher wraps it with ``ray.remote``.
+
+A sim sub-process that crashes is restarted by its :class:`LiberoVectorEnv` (docs/reliability.md);
+:meth:`EnvWorker.pop_metrics` reports the restarts and the memory of the worker and its sims.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from vlacrl.envs.libero.from_config import vector_env_config
 from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.metrics.memory import children_rss_mb, rss_mb
 from vlacrl.workers.errors import annotated
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class EnvWorker:
             self.envs.append(env)
         self.num_envs_per_stage = per_stage
         self.env_seconds = 0.0
+        self._restarts_reported = 0
         logger.info("env rank %d: %d stage(s) x %d envs", rank, stage_num, per_stage)
 
     @annotated
@@ -103,6 +108,30 @@ class EnvWorker:
         """Seconds spent in env resets and steps since the last call."""
         seconds, self.env_seconds = self.env_seconds, 0.0
         return {"env_step": seconds}
+
+    @annotated
+    def pop_metrics(self) -> dict[str, float]:
+        """Env-side metrics, named as logged; a separate call so that ``pop_timings`` stays timings only.
+
+        Keys:
+            ``env/restarts``: sim process restarts (all stages) since the last call, i.e. per global
+            step when called once per step; ``env/restarts_total``: since the worker started;
+            ``memory/env_worker_rss_mb``: resident memory of this worker process (MiB);
+            ``memory/env_sims_rss_mb``: summed resident memory of its sim sub-processes (MiB).
+        """
+        total = sum(env.restarts for env in self.envs)
+        new, self._restarts_reported = total - self._restarts_reported, total
+        return {
+            "env/restarts": float(new),
+            "env/restarts_total": float(total),
+            "memory/env_worker_rss_mb": rss_mb(),
+            "memory/env_sims_rss_mb": children_rss_mb([pid for pids in self.sim_pids() for pid in pids]),
+        }
+
+    @annotated
+    def sim_pids(self) -> list[list[int]]:
+        """Process ids of each stage's sim sub-processes (empty lists for in-process sims)."""
+        return [env.sim_pids for env in self.envs]
 
     @annotated
     def finish_epoch(self, stage: int, video_name: str | None = None) -> None:

@@ -40,6 +40,7 @@ def vector_env_config(env_cfg: Mapping[str, Any], num_envs: int, *, record_video
         use_rel_reward=bool(env_cfg.get("use_rel_reward", True)),
         seed=int(env_cfg.get("seed", 0)),
         num_processes=env_cfg.get("num_processes"),
+        max_restarts=int(env_cfg.get("max_env_restarts", 2)),
         sim=SimConfig(
             suite=str(env_cfg["task_suite_name"]),
             cameras=tuple(env_cfg.get("cameras") or ("agentview",)),

@@ -2,16 +2,22 @@
 
 Each sub-process owns a contiguous slice of the envs and steps them serially; processes step in
 parallel. A command is sent to every involved process first and the replies are gathered after,
-so all processes work at once. A sub-process that raises sends back its traceback; one that dies
-(killed, segfault) is detected from its closed pipe. Both surface as :class:`EnvWorkerError`
-naming the env index.
+so all processes work at once. A sub-process that raises sends back its traceback (and exits); one
+that dies (killed, segfault) is detected from its closed pipe. :meth:`SubprocSimPool.call` raises
+both as :class:`EnvWorkerError` naming the env index; :meth:`SubprocSimPool.call_collect` returns
+them as :class:`SimFailure` records instead, and :meth:`SubprocSimPool.restart` replaces a failed
+process with a fresh one for the same envs (the caller restores their episodes, see
+``LiberoVectorEnv`` and docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import pickle
+import signal
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -37,6 +43,39 @@ def split_envs(num_envs: int, num_processes: int) -> list[list[int]]:
     """Contiguous, near-equal slices of env indices, one per process."""
     bounds = np.linspace(0, num_envs, num_processes + 1).round().astype(int)
     return [list(range(bounds[p], bounds[p + 1])) for p in range(num_processes) if bounds[p + 1] > bounds[p]]
+
+
+def describe_exit_code(code: int | None) -> str:
+    """``-9`` -> ``"exit code -9 (SIGKILL)"``; ``None`` (not reaped yet) -> ``"an unknown exit code"``."""
+    if code is None:
+        return "an unknown exit code"
+    if code < 0:
+        try:
+            return f"exit code {code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"exit code {code} (signal {-code})"
+    return f"exit code {code}"
+
+
+@dataclass
+class SimFailure:
+    """One sub-process that failed during a call.
+
+    Attributes:
+        process: index of the sub-process (its slice in ``SubprocSimPool.slices``).
+        env_index: the env that raised, or the first env of the process when it died.
+        cause: what happened, e.g. ``"its sub-process (pid 7, envs [1]) died with exit code -9 (SIGKILL)"``
+            or ``"exception in its sub-process:\n<traceback>"``.
+        exit_code: the process's exit code when it died (negative: killed by that signal), else None.
+    """
+
+    process: int
+    env_index: int
+    cause: str
+    exit_code: int | None = None
+
+    def error(self) -> EnvWorkerError:
+        return EnvWorkerError(self.env_index, self.cause)
 
 
 def _apply(sims: dict, local: int, method: str, args: tuple) -> Any:
@@ -83,18 +122,11 @@ class SubprocSimPool:
         self.num_envs = len(task_ids)
         self.slices = split_envs(self.num_envs, num_processes)
         self._owner = {i: p for p, envs in enumerate(self.slices) for i in envs}
-        ctx = mp.get_context("spawn")
+        self._sim_config, self._env_vars = sim_config, dict(env_vars or {})
         self._conns, self._procs = [], []
         for envs in self.slices:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker_main,
-                args=(child, envs, sim_config, [int(task_ids[i]) for i in envs], dict(env_vars or {})),
-                daemon=True,
-            )
-            proc.start()
-            child.close()
-            self._conns.append(parent)
+            conn, proc = self._spawn(envs, [int(task_ids[i]) for i in envs])
+            self._conns.append(conn)
             self._procs.append(proc)
         try:
             for p in range(len(self.slices)):
@@ -103,28 +135,53 @@ class SubprocSimPool:
             self.close()
             raise
 
+    def _spawn(self, envs: list[int], task_ids: list[int]):
+        """Start one sub-process for ``envs``; returns its pipe end and process (not yet ready)."""
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_worker_main, args=(child, envs, self._sim_config, task_ids, dict(self._env_vars)), daemon=True
+        )
+        proc.start()
+        child.close()
+        return parent, proc
+
     @property
     def pids(self) -> list[int]:
         """Process id of each sub-process (one per slice)."""
         return [proc.pid for proc in self._procs]
 
-    def _receive(self, p: int):
+    def process_of(self, env_index: int) -> int:
+        """Index of the sub-process that owns ``env_index``."""
+        return self._owner[env_index]
+
+    def _receive_or_failure(self, p: int) -> tuple[Any, SimFailure | None]:
+        """Process ``p``'s reply: ``(payload, None)``, or ``(None, failure)`` if it raised or died."""
         try:
             status, payload = self._conns[p].recv()
-        except (EOFError, ConnectionResetError, OSError):
+        except (EOFError, OSError, pickle.UnpicklingError):
             self._procs[p].join(timeout=5)
-            code = self._procs[p].exitcode
-            raise EnvWorkerError(
-                self.slices[p][0],
-                f"its sub-process (pid {self._procs[p].pid}, envs {self.slices[p]}) died with exit code {code}",
-            ) from None
+            code, pid = self._procs[p].exitcode, self._procs[p].pid
+            cause = f"its sub-process (pid {pid}, envs {self.slices[p]}) died with {describe_exit_code(code)}"
+            return None, SimFailure(p, self.slices[p][0], cause, code)
         if status == "error":
             env_index, tb = payload
-            raise EnvWorkerError(env_index, f"exception in its sub-process:\n{tb}")
+            return None, SimFailure(p, env_index, f"exception in its sub-process:\n{tb}")
+        return payload, None
+
+    def _receive(self, p: int):
+        payload, failure = self._receive_or_failure(p)
+        if failure is not None:
+            raise failure.error()
         return payload
 
-    def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
-        """Call ``LiberoSim.<method>(*args)`` on each given env; all processes work in parallel."""
+    def call_collect(self, method: str, per_env_args: dict[int, tuple]) -> tuple[dict[int, Any], list[SimFailure]]:
+        """Like :meth:`call`, but every process's reply is read and failures are returned, not raised.
+
+        Returns:
+            the results of the envs whose process answered, and one :class:`SimFailure` per failed
+            process (its envs have no result; the process is dead or exiting: :meth:`restart` it).
+        """
         by_proc: dict[int, list] = {}
         for env_index, args in per_env_args.items():
             by_proc.setdefault(self._owner[env_index], []).append((env_index, args))
@@ -132,12 +189,51 @@ class SubprocSimPool:
             try:
                 self._conns[p].send((method, calls))
             except (BrokenPipeError, OSError):
-                pass  # reported by _receive below with the exit code
+                pass  # reported by _receive_or_failure below with the exit code
         results: dict[int, Any] = {}
+        failures: list[SimFailure] = []
         for p, calls in by_proc.items():
-            for (env_index, _), value in zip(calls, self._receive(p)):
+            payload, failure = self._receive_or_failure(p)
+            if failure is not None:
+                failures.append(failure)
+                continue
+            for (env_index, _), value in zip(calls, payload):
                 results[env_index] = value
+        return results, failures
+
+    def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
+        """Call ``LiberoSim.<method>(*args)`` on each given env; all processes work in parallel.
+
+        Raises:
+            EnvWorkerError: for the first failed process (every process's reply is read first).
+        """
+        results, failures = self.call_collect(method, per_env_args)
+        if failures:
+            raise failures[0].error()
         return results
+
+    def restart(self, p: int, task_ids: Sequence[int]) -> SimFailure | None:
+        """Replace sub-process ``p`` (dead or not) by a fresh one building its envs for ``task_ids``.
+
+        The new sims are freshly built, not reset: the caller resets (and replays) their episodes.
+
+        Args:
+            p: the process index (``SimFailure.process``).
+            task_ids: one task id per env of the process, in ``slices[p]`` order.
+        Returns:
+            None once the new process is ready (``pids[p]`` is its id), or its failure if it could
+            not build its sims.
+        """
+        old = self._procs[p]
+        if old.is_alive():
+            old.kill()
+        old.join(timeout=10)
+        self._conns[p].close()
+        self._conns[p], self._procs[p] = self._spawn(self.slices[p], [int(t) for t in task_ids])
+        _, failure = self._receive_or_failure(p)
+        if failure is None:
+            logger.info("restarted sim process %d (envs %s): pid %d -> %d", p, self.slices[p], old.pid, self.pids[p])
+        return failure
 
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs):

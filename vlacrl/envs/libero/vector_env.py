@@ -9,6 +9,12 @@ Per rollout epoch the caller does::
     for _ in range(n_chunk_steps):
         obs, rewards, terms, truncs, infos = env.chunk_step(model_actions)   # [B, C, 7]
     env.finish_epoch()                           # flush video, draw the next init states
+
+A sim sub-process that dies or raises during a call is restarted (at most ``max_restarts`` times
+per process per epoch) and its envs are brought back to exactly where they were: each is reset to
+its episode's init state and the action chunks of the episode so far are replayed (the simulation
+is deterministic), then the failed call is re-issued. The caller sees no difference beyond the
+time it took; ``restarts`` counts them. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ import numpy as np
 from vlacrl.envs.libero import render, suites
 from vlacrl.envs.libero.convert import ACTION_DIM, model_to_env_actions
 from vlacrl.envs.libero.episode import EpisodeTracker
-from vlacrl.envs.libero.errors import EnvConfigError
+from vlacrl.envs.libero.errors import EnvConfigError, EnvWorkerError
 from vlacrl.envs.libero.reset_states import ResetStateSampler, ResetStateSpace
 from vlacrl.envs.libero.setup import ensure_libero_ready
 from vlacrl.envs.libero.sim import SimConfig
-from vlacrl.envs.libero.sim_pool import InProcessSimPool, SubprocSimPool, default_num_processes
+from vlacrl.envs.libero.sim_pool import InProcessSimPool, SimFailure, SubprocSimPool, default_num_processes
 from vlacrl.envs.libero.video import VideoConfig, VideoRecorder
 
 logger = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ class VectorEnvConfig:
     seed: int = 0
     num_processes: int | None = None  # None: one per env, capped by available memory
     in_process: bool = False  # run the sims in this process (debugging)
+    max_restarts: int = 2  # env.<split>.max_env_restarts: restarts of a crashed sim process per epoch
     sim: SimConfig = field(default_factory=SimConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
 
@@ -70,6 +77,8 @@ class VectorEnvConfig:
             raise EnvConfigError(f"mode must be train, eval or random, not {self.mode!r}")
         if not self.sim.cameras:
             raise EnvConfigError("at least one camera is needed (the policy's camera first)")
+        if self.max_restarts < 0:
+            raise EnvConfigError(f"max_env_restarts must be >= 0, not {self.max_restarts}")
 
 
 class LiberoVectorEnv:
@@ -113,6 +122,11 @@ class LiberoVectorEnv:
         )  # fmt: skip
         self.video = VideoRecorder(config.video, self.num_envs)
         self._last_obs: list[dict | None] = [None] * self.num_envs
+        # Env actions [C, 7] of each chunk of each env's current episode (None: never reset), to
+        # replay an episode in a restarted sim process.
+        self._history: list[list[np.ndarray] | None] = [None] * self.num_envs
+        self.restarts = 0  # sim process restarts since construction
+        self._epoch_restarts: dict[int, int] = {}  # restarts per sim process in this epoch
         self.pool = self._start_pool(env_vars or {})
 
     def _start_pool(self, env_vars: dict):
@@ -127,6 +141,11 @@ class LiberoVectorEnv:
         backend = child_env.get("MUJOCO_GL") or os.environ.get("MUJOCO_GL")
         logger.info("starting %d LIBERO sims in %d processes (MUJOCO_GL=%s)", self.num_envs, procs, backend)
         return SubprocSimPool(self.config.sim, self.task_ids, procs, child_env)
+
+    @property
+    def sim_pids(self) -> list[int]:
+        """Process ids of the sim sub-processes (empty when the sims run in this process)."""
+        return list(self.pool.pids) if isinstance(self.pool, SubprocSimPool) else []
 
     # -- observations -----------------------------------------------------------------------------
     @property
@@ -150,14 +169,20 @@ class LiberoVectorEnv:
                 reset_state_ids = self.sampler.random_ids(len(env_idx))
         tasks, trials = self.space.to_task_trial(reset_state_ids)
         self.task_ids[env_idx], self.trial_ids[env_idx] = tasks, trials
-        results = self.pool.call("reset", {int(i): (int(tr), int(tk)) for i, tk, tr in zip(env_idx, tasks, trials)})
+        calls = {int(i): (int(tr), int(tk)) for i, tk, tr in zip(env_idx, tasks, trials)}
+        results = self._call("reset", calls, overwrites_state=True)
         for i, obs in results.items():
             self._last_obs[i] = obs
+            self._history[i] = []
         self.tracker.reset(env_idx)
         return self._batch_obs()
 
     def start_epoch(self) -> dict:
-        """Reset every env to this epoch's init states; returns the first observation batch."""
+        """Reset every env to this epoch's init states; returns the first observation batch.
+
+        Also gives every sim process a fresh budget of ``max_restarts`` restarts.
+        """
+        self._epoch_restarts.clear()
         return self.reset()
 
     def finish_epoch(self, video_name: str | None = None, video_sub_dir: str | None = None) -> None:
@@ -185,10 +210,12 @@ class LiberoVectorEnv:
         env_actions = model_to_env_actions(actions)
         recording = self.video.active
         record_set = set(self.video.recorded_envs) if recording else set()
-        results = self.pool.call("step_chunk", {i: (env_actions[i], i in record_set) for i in range(self.num_envs)})
+        results = self._call("step_chunk", {i: (env_actions[i], i in record_set) for i in range(self.num_envs)})
         raw_terms = np.stack([results[i].terminations for i in range(self.num_envs)])  # [B, C]
         for i in range(self.num_envs):
             self._last_obs[i] = results[i].obs
+            if self._history[i] is not None:
+                self._history[i].append(env_actions[i])
         rewards, terms, truncs, success = self._account(raw_terms)
         infos = {"episode": self.tracker.episode_info(self.task_ids)}
         if self.config.ignore_terminations:
@@ -227,10 +254,94 @@ class LiberoVectorEnv:
         captions = {i: f"task {int(self.task_ids[i])} trial {int(self.trial_ids[i])}" for i in record_set}
         self.video.add_chunk(frames, captions, {i: success[i] for i in record_set})
 
+    # -- crash recovery ---------------------------------------------------------------------------
+    def _call(self, method: str, per_env_args: dict[int, tuple], *, overwrites_state: bool = False) -> dict:
+        """``pool.call`` that restarts and restores failed sim processes, then re-issues their calls.
+
+        Args:
+            overwrites_state: the call sets the whole state of its envs (a reset), so a restarted
+                process need not replay their episodes first.
+        Raises:
+            EnvWorkerError: a process failed more than ``max_restarts`` times this epoch (or the
+                sims run in this process, where nothing can be restarted).
+        """
+        if not isinstance(self.pool, SubprocSimPool):
+            return self.pool.call(method, per_env_args)
+        results: dict = {}
+        pending = dict(per_env_args)
+        while pending:
+            done, failures = self.pool.call_collect(method, pending)
+            results.update(done)
+            for failure in failures:
+                self._recover(failure, method, skip=set(pending) if overwrites_state else set())
+            failed = {f.process for f in failures}
+            pending = {i: args for i, args in pending.items() if self.pool.process_of(i) in failed}
+        return results
+
+    def _recover(self, failure: SimFailure, method: str, skip: set[int]) -> None:
+        """Restart the failed process and restore its envs' episodes (except ``skip``), within budget."""
+        while failure is not None:
+            self._count_restart(failure, method)
+            envs = self.pool.slices[failure.process]
+            failure = self.pool.restart(failure.process, [int(self.task_ids[i]) for i in envs])
+            if failure is None:
+                failure = self._restore([i for i in envs if i not in skip])
+
+    def _count_restart(self, failure: SimFailure, method: str) -> None:
+        """Spend one restart of the failed process's budget; raise when none is left."""
+        used = self._epoch_restarts.get(failure.process, 0)
+        task = int(self.task_ids[failure.env_index])
+        where = f"during {method} on task {task} of {self.config.sim.suite}"
+        if used >= self.config.max_restarts:
+            raise EnvWorkerError(
+                failure.env_index,
+                f"{failure.cause.rstrip()} [{where}; gave up after {used} restart(s) of its process this epoch, "
+                f"max_env_restarts={self.config.max_restarts}]",
+            )
+        self._epoch_restarts[failure.process] = used + 1
+        self.restarts += 1
+        logger.warning(
+            "LIBERO env %d: %s [%s]; restarting its sim process (restart %d of %d this epoch)",
+            failure.env_index, failure.cause.rstrip().splitlines()[-1], where, used + 1, self.config.max_restarts,
+        )  # fmt: skip
+
+    def _restore(self, envs: list[int]) -> SimFailure | None:
+        """Reset ``envs`` (of one fresh process) to their episodes' init states and replay their chunks.
+
+        Envs that were never reset keep the freshly built sim. Returns the process's failure, if any.
+        """
+        envs = [i for i in envs if self._history[i] is not None]
+        if not envs:
+            return None
+        resets = {i: (int(self.trial_ids[i]), int(self.task_ids[i])) for i in envs}
+        restored, failures = self.pool.call_collect("reset", resets)
+        if failures:
+            return failures[0]
+        for k in range(max(len(self._history[i]) for i in envs)):
+            calls = {i: (self._history[i][k], False) for i in envs if k < len(self._history[i])}
+            outcomes, failures = self.pool.call_collect("step_chunk", calls)
+            if failures:
+                return failures[0]
+            restored.update({i: outcome.obs for i, outcome in outcomes.items()})
+        self._check_replay(restored)
+        return None
+
+    def _check_replay(self, restored: dict[int, dict]) -> None:
+        """Warn when a replayed episode did not end where the original did (non-deterministic sim)."""
+        for i, obs in restored.items():
+            last = self._last_obs[i]
+            if last is None or all(np.array_equal(obs[k], last[k]) for k in last):
+                continue
+            logger.warning(
+                "LIBERO env %d: the replayed episode (task %d, trial %d, %d chunks) differs from the original "
+                "at its last observation; the episode continues from the replayed state",
+                i, int(self.task_ids[i]), int(self.trial_ids[i]), len(self._history[i]),
+            )  # fmt: skip
+
     # -- inspection / teardown --------------------------------------------------------------------
     def get_sim_states(self) -> np.ndarray:
         """[B, state_dim] flattened MjSim states (for tests and debugging)."""
-        states = self.pool.call("get_sim_state", {i: () for i in range(self.num_envs)})
+        states = self._call("get_sim_state", {i: () for i in range(self.num_envs)})
         return np.stack([states[i] for i in range(self.num_envs)])
 
     def close(self) -> None:
