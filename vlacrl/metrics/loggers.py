@@ -2,6 +2,8 @@
 
 TensorBoard writes to ``<log_path>/tensorboard``; WandB to ``<log_path>/wandb`` with
 ``runner.logger.wandb.mode`` = online | offline | disabled (offline and disabled never need a key).
+Besides scalars, :meth:`MetricLogger.log_image` (an [H, W, 3] uint8 array) and :meth:`MetricLogger.log_table`
+(columns + rows: TensorBoard text as a markdown table, a ``wandb.Table``) reach the backends that support them.
 The resolved config is saved as ``<log_path>/config.yaml`` by :func:`save_resolved_config`.
 """
 
@@ -12,6 +14,8 @@ import logging
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from vlacrl.metrics.crl_metrics import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,12 @@ class ConsoleBackend:
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         body = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
         logger.info("step %d: %s", step, body)
+
+    def log_image(self, tag: str, image, step: int) -> None:
+        pass
+
+    def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
+        logger.info("step %d: %s\n%s", step, tag, markdown_table(columns, rows))
 
     def close(self) -> None:
         pass
@@ -42,6 +52,14 @@ class TensorBoardBackend:
                 self.writer.add_scalar(key, float(value), step)
         self.writer.flush()
 
+    def log_image(self, tag: str, image, step: int) -> None:
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+        self.writer.flush()
+
+    def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
+        self.writer.add_text(tag, markdown_table(columns, rows), step)
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -55,6 +73,16 @@ class WandbBackend:
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self.run.log(dict(metrics), step=step)
+
+    def log_image(self, tag: str, image, step: int) -> None:
+        import wandb  # noqa: PLC0415
+
+        self.run.log({tag: wandb.Image(image)}, step=step)
+
+    def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
+        import wandb  # noqa: PLC0415
+
+        self.run.log({tag: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, step=step)
 
     def close(self) -> None:
         self.run.finish()
@@ -93,9 +121,23 @@ class MetricLogger:
         for backend in self.backends:
             backend.log(clean, step)
 
+    def log_image(self, tag: str, image, step: int) -> None:
+        """An [H, W, 3] uint8 RGB image (TensorBoard ``add_image`` HWC, WandB ``wandb.Image``; console: nothing)."""
+        for backend in self.backends:
+            getattr(backend, "log_image", _skip)(tag, image, step)
+
+    def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
+        """A table (TensorBoard text as a markdown table, WandB ``wandb.Table``, console: the markdown)."""
+        for backend in self.backends:
+            getattr(backend, "log_table", _skip)(tag, columns, rows, step)
+
     def close(self) -> None:
         for backend in self.backends:
             backend.close()
+
+
+def _skip(*_, **__) -> None:
+    """A backend without images or tables ignores them."""
 
 
 def _is_number(value) -> bool:

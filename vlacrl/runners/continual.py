@@ -150,7 +150,20 @@ class ContinualRunner:
         if self.metric_logger is not None:
             step = len(self.matrix.rows) - 1
             self.metric_logger.log({k: v for k, v in metrics.items() if k.startswith("eval/")}, step=step)
+            self._log_matrix(step)
         return row
+
+    def _log_matrix(self, step: int) -> None:
+        """The matrix so far as a markdown table and a heatmap image (a failure here only warns)."""
+        try:
+            from vlacrl.metrics.crl_metrics import SeedMatrix, matrix_table  # noqa: PLC0415
+            from vlacrl.metrics.plots import heatmap_array  # noqa: PLC0415
+
+            matrix = SeedMatrix.from_dict(asdict(self.matrix), seed=self.settings.seed)
+            self.metric_logger.log_table("crl/success_matrix", *matrix_table(matrix), step=step)
+            self.metric_logger.log_image("crl/success_matrix_heatmap", heatmap_array(matrix), step=step)
+        except Exception as exc:  # noqa: BLE001 - plots must never end a sequence
+            logger.warning("could not log the success matrix table/heatmap: %s: %s", type(exc).__name__, exc)
 
     def run(self) -> SuccessMatrix:
         self.root.mkdir(parents=True, exist_ok=True)
