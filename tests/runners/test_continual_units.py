@@ -41,3 +41,17 @@ def test_overrides_add_new_keys_and_keep_interpolations():
     out = with_overrides(cfg, {"env.fixed_task_ids": [3], "actor.model.lora_path": "/a"})
     assert list(out.env.train.fixed_task_ids) == [3] and out.actor.model.lora_path == "/a"
     assert cfg.env.fixed_task_ids is None  # the original is untouched
+
+
+def test_eval_envs_must_split_evenly_over_the_evaluated_tasks(tmp_path):
+    """Caught before the first stage trains, not at its evaluation."""
+    from vlacrl.config.compose import compose
+    from vlacrl.config.validate import ConfigError
+    from vlacrl.crl.base import CRLMethod
+    from vlacrl.runners.continual import ContinualRunner
+
+    cfg = compose("cpu_tiny", [f"runner.logger.log_path={tmp_path}", "crl.tasks=[0,1]"])  # 2 eval envs, 10 tasks
+    with pytest.raises(ConfigError, match=r"env.eval.num_envs \(2\) x env world size must be divisible .* \(10\)"):
+        ContinualRunner(cfg, CRLMethod(cfg), None, None)
+    ok = compose("cpu_tiny", [f"runner.logger.log_path={tmp_path}", "crl.eval_tasks=[0,1,2,3,4]", "env.eval.num_envs=5"])
+    assert ContinualRunner(ok, CRLMethod(ok), None, None).eval_tasks == [0, 1, 2, 3, 4]

@@ -100,6 +100,28 @@ def with_overrides(cfg: DictConfig, overrides: dict[str, Any]) -> DictConfig:
     return out
 
 
+def check_eval_envs(cfg: DictConfig, num_eval_tasks: int) -> None:
+    """Every evaluated task gets the same number of eval episodes: ``env.eval.num_envs`` x env world size
+    must be a multiple of the number of evaluated tasks (checked before the first stage starts)."""
+    from vlacrl.distributed.placement import PlacementError, resolve_placement  # noqa: PLC0415
+    from vlacrl.runners.session import local_gpu_count  # noqa: PLC0415
+
+    if cfg.cluster.get("address"):
+        return  # the GPUs (and so the env world size) are known only after joining the cluster
+    try:
+        placement = resolve_placement(
+            cfg.cluster.component_placement, local_gpu_count(), int(cfg.cluster.get("cpu_world_size", 1))
+        )
+    except PlacementError:
+        return  # reported with its own message when the first stage validates its config
+    total = int(cfg.env.eval.num_envs) * placement["env"].world_size
+    if total % num_eval_tasks:
+        raise ConfigError(
+            f"env.eval.num_envs ({cfg.env.eval.num_envs}) x env world size must be divisible by the number of "
+            f"evaluated tasks ({num_eval_tasks}): set crl.eval_tasks or env.eval.num_envs"
+        )
+
+
 class ContinualRunner:
     """Runs the sequence of stages of one method; see the module docstring."""
 
@@ -110,6 +132,7 @@ class ContinualRunner:
         self.root = Path(str(cfg.runner.logger.log_path)).resolve()
         suite = str(cfg.env.eval.task_suite_name)
         self.eval_tasks = self.settings.eval_tasks or list(range(suites.SUITE_TASK_COUNTS[suite]))
+        check_eval_envs(cfg, len(self.eval_tasks))
         self.history: list[StageRecord] = []
         self.matrix = SuccessMatrix(self.eval_tasks)
 
