@@ -80,6 +80,12 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     assert metrics["eval/env_info/task_0_success_total"] == 2.0  # 2 eval envs x 1 epoch, task 0 only
     assert 0.0 <= metrics["eval/env_info/task_0_success"] <= 1.0
     assert metrics["eval/env_info/episode_len"] == 16.0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (eval_tb,) = (root / "run" / "evals").glob("*/tensorboard")
+    acc = EventAccumulator(str(eval_tb))
+    acc.Reload()
+    assert [t for t in acc.Tags()["images"] if t.startswith("eval/video/")]  # the episode video, as a GIF
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 TensorBoard writes to ``<log_path>/tensorboard``; WandB to ``<log_path>/wandb`` with
 ``runner.logger.wandb.mode`` = online | offline | disabled (offline and disabled never need a key).
 Besides scalars, :meth:`MetricLogger.log_image` (an [H, W, 3] uint8 array) and :meth:`MetricLogger.log_table`
-(columns + rows: TensorBoard text as a markdown table, a ``wandb.Table``) reach the backends that support them.
+(columns + rows: TensorBoard text as a markdown table, a ``wandb.Table``) and :meth:`MetricLogger.log_video` (an
+mp4 file: an animated GIF in TensorBoard, ``wandb.Video``) reach the backends that support them.
 The resolved config is saved as ``<log_path>/config.yaml`` by :func:`save_resolved_config`.
 """
 
@@ -36,6 +37,9 @@ class ConsoleBackend:
     def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
         logger.info("step %d: %s\n%s", step, tag, markdown_table(columns, rows))
 
+    def log_video(self, tag: str, path: Path, step: int) -> None:
+        logger.info("step %d: %s -> %s", step, tag, path)
+
     def close(self) -> None:
         pass
 
@@ -58,6 +62,12 @@ class TensorBoardBackend:
 
     def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
         self.writer.add_text(tag, markdown_table(columns, rows), step)
+        self.writer.flush()
+
+    def log_video(self, tag: str, path: Path, step: int) -> None:
+        from vlacrl.metrics.videos import gif_summary  # noqa: PLC0415
+
+        self.writer.file_writer.add_summary(gif_summary(tag, path), step)
         self.writer.flush()
 
     def close(self) -> None:
@@ -83,6 +93,11 @@ class WandbBackend:
         import wandb  # noqa: PLC0415
 
         self.run.log({tag: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, step=step)
+
+    def log_video(self, tag: str, path: Path, step: int) -> None:
+        import wandb  # noqa: PLC0415
+
+        self.run.log({tag: wandb.Video(str(path), format="mp4")}, step=step)
 
     def close(self) -> None:
         self.run.finish()
@@ -130,6 +145,16 @@ class MetricLogger:
         """A table (TensorBoard text as a markdown table, WandB ``wandb.Table``, console: the markdown)."""
         for backend in self.backends:
             getattr(backend, "log_table", _skip)(tag, columns, rows, step)
+
+    def log_video(self, tag: str, path: str | Path, step: int) -> None:
+        """An episode video file (mp4): TensorBoard as an animated GIF, WandB as ``wandb.Video``.
+
+        A video that cannot be read is skipped with a warning (videos never stop a run)."""
+        for backend in self.backends:
+            try:
+                getattr(backend, "log_video", _skip)(tag, Path(path), step)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("could not log video %s: %s", path, exc)
 
     def close(self) -> None:
         for backend in self.backends:

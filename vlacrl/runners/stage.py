@@ -47,9 +47,24 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[s
         cfg.runner.only_eval = True
     with start_run(cfg, train=False) as (resolved, groups, metric_logger, _):
         runner = EmbodiedRunner(resolved, groups, metric_logger)
+        started = time.time()
         metrics = runner.evaluate()
         metric_logger.log(metrics, step=0)
+        log_new_videos(metric_logger, resolved, started)
         out = Path(resolved["runner"]["logger"]["log_path"]) / "eval_metrics.json"
         out.write_text(json.dumps(metrics, indent=2, sort_keys=True))
     logger.info("evaluation written to %s", out)
     return metrics
+
+
+def log_new_videos(metric_logger, resolved: dict[str, Any], since: float) -> None:
+    """Send the evaluation videos written since ``since`` to TensorBoard/WandB (at most
+    ``runner.logger.max_logged_videos``, default 2) as ``eval/video/<name>``."""
+    from vlacrl.metrics.videos import new_videos  # noqa: PLC0415
+
+    video_cfg = resolved["env"]["eval"].get("video_cfg") or {}
+    limit = int(resolved["runner"]["logger"].get("max_logged_videos", 2))
+    if not video_cfg.get("save_video") or limit <= 0:
+        return
+    for path in new_videos(video_cfg.get("video_base_dir", ""), since)[:limit]:
+        metric_logger.log_video(f"eval/video/{path.stem}", path, step=0)
