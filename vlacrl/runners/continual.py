@@ -101,8 +101,9 @@ def with_overrides(cfg: DictConfig, overrides: dict[str, Any]) -> DictConfig:
 
 
 def check_eval_envs(cfg: DictConfig, num_eval_tasks: int) -> None:
-    """Every evaluated task gets the same number of eval episodes: ``env.eval.num_envs`` x env world size
-    must be a multiple of the number of evaluated tasks (checked before the first stage starts)."""
+    """Every evaluated task gets the same number of eval episodes on every env rank (the eval reset-state
+    sampler's rule): ``env.eval.num_envs`` (the total over env workers) must split into equal per-task
+    counts, each divisible by the env world size. Checked before the first stage starts."""
     from vlacrl.distributed.placement import PlacementError, resolve_placement  # noqa: PLC0415
     from vlacrl.runners.session import local_gpu_count  # noqa: PLC0415
 
@@ -114,11 +115,11 @@ def check_eval_envs(cfg: DictConfig, num_eval_tasks: int) -> None:
         )
     except PlacementError:
         return  # reported with its own message when the first stage validates its config
-    total = int(cfg.env.eval.num_envs) * placement["env"].world_size
-    if total % num_eval_tasks:
+    total, world = int(cfg.env.eval.num_envs), placement["env"].world_size
+    if total % num_eval_tasks or (total // num_eval_tasks) % world:
         raise ConfigError(
-            f"env.eval.num_envs ({cfg.env.eval.num_envs}) x env world size must be divisible by the number of "
-            f"evaluated tasks ({num_eval_tasks}): set crl.eval_tasks or env.eval.num_envs"
+            f"env.eval.num_envs ({total}) must give each of the {num_eval_tasks} evaluated tasks the same number "
+            f"of envs, a multiple of the env world size ({world}): set crl.eval_tasks or env.eval.num_envs"
         )
 
 
