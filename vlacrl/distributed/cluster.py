@@ -2,7 +2,8 @@
 
 * ``cluster.address: null`` starts a local Ray cluster (the default, also on a laptop);
   ``auto`` or ``host:port`` joins a running one (``ray start --head`` on the head node first).
-* One placement group holds one bundle per GPU (``STRICT_PACK`` on one node); the workers of every
+* One placement group holds one bundle per GPU (``PACK``: as few nodes as possible, so a run larger than
+  one node spans several; NCCL then connects the actor ranks across nodes); the workers of every
   component placed on GPU ``g`` share bundle ``g`` with fractional GPU shares, so colocated actor,
   rollout and env workers of one GPU land together. Without GPUs, each CPU worker gets a small CPU
   share in a bundle of its own, so a 2-core machine can host all of them.
@@ -75,7 +76,7 @@ def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) 
     gpu_ids = sorted({g for p in placement.values() if p.uses_gpu for g in p.gpu_ids})
     cpu_workers = [(c, r) for c, p in placement.items() if not p.uses_gpu for r in range(p.world_size)]
     bundles = [{"GPU": 1.0, "CPU": CPU_SHARE * 3} for _ in gpu_ids] + [{"CPU": CPU_SHARE} for _ in cpu_workers]
-    group = placement_group(bundles, strategy="PACK" if not gpu_ids else "STRICT_PACK")
+    group = placement_group(bundles, strategy="PACK")
     ready, _ = ray.wait([group.ready()], timeout=timeout_s)
     if not ready:
         ray.util.remove_placement_group(group)
