@@ -141,3 +141,17 @@ def test_simple_cnn_chains_model_pt_with_the_cnn_config():
 def test_simple_cnn_rejects_a_directory_checkpoint():
     proc = launch("run_embodiment_simple_cnn.sh", "--dry-run", "0", "/runs/task_0/actor")
     assert proc.returncode == 2 and "must be a .pt file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name,method", [("run_embodiment_crl_vla.sh", "crl_vla"), ("run_embodiment_ire_vla.sh", "ire_vla")]
+)
+def test_crl_vla_and_ire_vla_launchers(name, method):
+    cmd = dry_run(
+        name, "0,1", "/ckpt/actor", "4", "", "9", "crl.critic=q" if method == "crl_vla" else "crl.stage2_steps=5"
+    )
+    cfg = composed(cmd)
+    assert cfg.crl.method == method and list(cfg.crl.tasks) == [0, 1] and cfg.crl.seed == 9
+    assert cfg.runner.logger.log_path == f"./logs_spatial/{method}" and cfg.runner.max_epochs == 4
+    assert cfg.actor.model.lora_path == "/ckpt/actor"
+    assert (cfg.crl.critic == "q") if method == "crl_vla" else (cfg.crl.stage2_steps == 5)

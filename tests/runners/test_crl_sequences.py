@@ -2,7 +2,8 @@
 
 Tiny model, real Ray + FSDP2 (gloo) + LIBERO (OSMesa), 1 global step per task, 8-step episodes. Each
 run must produce the success matrix (2 rows x 2 evaluated tasks) and chained checkpoints; method-specific
-artefacts are checked too (EWC's Fisher, weight merge's adapter list). seq_ft, ewc and weight_merge run in
+artefacts are checked too (EWC's Fisher, weight merge's adapter list, CRL-VLA's critics and B_old, iRe-VLA's
+consolidated adapter, the Simple CNN's model.pt). seq_ft, ewc, weight_merge, simple_cnn and crl_vla run in
 CI; the others are marked slow.
 """
 
@@ -141,3 +142,47 @@ def test_simple_cnn_chains_model_pt_and_evaluates_it(tmp_path):
     assert saved["task_id_map"] == start["task_id_map"] and saved["norm_stats"] == start["norm_stats"]
     changed = [k for k, v in saved["model_state_dict"].items() if not torch.equal(v, start["model_state_dict"][k])]
     assert changed and not any("running" in k for k in changed)  # trained, BatchNorm statistics frozen
+
+
+def tensorboard_scalars(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def crl_metrics(root, tmp_path):
+    from vlacrl.cli.metrics import main as metrics_main
+
+    assert metrics_main([str(root), "--out", str(tmp_path / "metrics"), "--no-plots"]) == 0
+    return (tmp_path / "metrics" / "metrics.md").read_text()
+
+
+def test_crl_vla_carries_critics_and_b_old_into_the_next_task(tmp_path, tiny):
+    root, matrix = run_sequence(tmp_path, tiny, "crl_vla", "crl.b_old_per_task=8")
+    state0 = root / "task_0_seed1234" / "crl_vla"
+    assert (state0 / "critics.pt").exists() and list(state0.glob("b_old_rank*.pt"))
+    stage1 = json.loads((root / "task_1_seed1234" / "config.json").read_text())
+    assert stage1["crl"]["previous_state_dir"] == str(state0)
+    assert stage1["actor"]["model"]["lora_path"] == str(adapter(root, 0))
+    first = tensorboard_scalars(root / "task_0_seed1234" / "tensorboard")
+    second = tensorboard_scalars(root / "task_1_seed1234" / "tensorboard")
+    assert first["train/crl_vla/b_old_size"] == [0.0] and "train/crl_vla/m_old_max" not in first  # no B_old yet
+    assert second["train/crl_vla/b_old_size"][0] > 0  # task 0's samples (all valid steps, even filtered groups)
+    assert {"train/crl_vla_kl/loss", "train/crl_vla_anchor/loss", "train/crl_vla/m_old_max"} <= set(second)
+    assert second["train/crl_vla_mc/loss"][0] > 0 and all(v >= 0 for v in second["train/crl_vla_kl/loss"])
+    table = crl_metrics(root, tmp_path)
+    assert all(name in table for name in ("FAR", "BWT", "FT", "F ↓", "AVG", "NBT"))
+
+
+@pytest.mark.slow
+def test_ire_vla_consolidates_after_rl_and_chains_the_consolidated_adapter(tmp_path, tiny, replay_cache):
+    root, matrix = run_sequence(tmp_path, tiny, "ire_vla", f"crl.dataset_dir={replay_cache}", "crl.stage2_steps=2")
+    consolidated = root / "task_0_seed1234" / "ire_vla" / "stage2_adapter"
+    assert (consolidated / "adapter_model.safetensors").exists()
+    stage1 = json.loads((root / "task_1_seed1234" / "config.json").read_text())
+    assert stage1["actor"]["model"]["lora_path"] == str(consolidated)
+    evaluated = json.loads((root / "task_0_seed1234" / "eval" / "config.json").read_text())
+    assert evaluated["actor"]["model"]["lora_path"] == str(consolidated)
+    assert "FAR" in crl_metrics(root, tmp_path)

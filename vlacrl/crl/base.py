@@ -7,9 +7,11 @@ A method lives in two places, built from the same resolved config:
   evaluation need (:meth:`CRLMethod.train_overrides`, :meth:`CRLMethod.eval_overrides`) — this is how
   Seq. FT chains adapters, weight merge folds earlier adapters, EWC finds the previous Fisher;
 * in every **actor rank**, the actor worker calls the training hooks: :meth:`setup_actor` after the model
-  is built (before sharding), :meth:`param_groups` for the optimizer, :meth:`extra_losses` per
-  micro-batch, :meth:`replay_batch` per micro-batch, :meth:`after_backward` after each micro-batch
-  backward, :meth:`finish_task` once after the last global step of the stage.
+  is built (before sharding), :meth:`param_groups` for the optimizer, :meth:`observe_rollout` once per
+  global step, :meth:`extra_losses` per micro-batch (with the :attr:`batch_keys` of the micro-batch),
+  :meth:`replay_batch` per micro-batch, :meth:`after_backward` after each micro-batch backward,
+  :meth:`stop_update` after each optimizer step, :meth:`finish_task` once after the last global step;
+* in every **rollout worker**, :meth:`setup_rollout` once the model is built.
 
 Defaults do nothing, so a method overrides only what it changes. Methods keep their state in plain
 attributes; :meth:`state_dict`/:meth:`load_state_dict` make it resumable.
@@ -39,6 +41,9 @@ class CRLMethod:
     """Base class: sequential fine-tuning semantics with no extra terms (subclasses refine)."""
 
     name = "base"
+    #: micro-batch keys (actor layout, e.g. added by :meth:`observe_rollout`) the actor copies into the
+    #: ``outputs`` given to :meth:`extra_losses`
+    batch_keys: tuple[str, ...] = ()
 
     def __init__(self, cfg: Mapping[str, Any]):
         """``cfg`` is the resolved run config; the method's own keys are under ``cfg["crl"]``."""
@@ -71,6 +76,18 @@ class CRLMethod:
     # ---------------------------------------------------------------- actor side (every actor rank)
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Called once the model (with its adapter) is built, before FSDP sharding."""
+
+    def setup_rollout(self, model: torch.nn.Module) -> None:
+        """Called in every rollout worker once its model is built (so extra trainable modules exist there too)."""
+
+    def observe_rollout(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The global step's batch in the actor layout (after masks and advantages): extra per-sample keys to
+        add to it (shuffled and split with it); also where a method records rollouts (D_RL, B_old pools)."""
+        return {}
+
+    def stop_update(self) -> bool:
+        """True to skip the rest of this global step's mini-batches (an early stop, e.g. at a KL target)."""
+        return False
 
     def param_groups(self, model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> list[dict] | None:
         """Optimizer parameter groups, or None for the default (``lr`` for all, ``value_lr`` for the head)."""

@@ -32,9 +32,9 @@ from vlacrl.algorithms import (
 )
 from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
+from vlacrl.metrics.memory import rss_mb
 from vlacrl.models.lora import base_module
 from vlacrl.runners import checkpoint
-from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.policy_setup import build_policy, family_name, policy_family, worker_device
 
@@ -138,6 +138,7 @@ class ActorWorker:
         """Masks, filter and advantages in the actor layout; returns the batch and ``rollout/*`` metrics."""
         batch = rollout_batch_to_actor_layout(batch, self.algo.rollout_epoch)
         loss_mask, loss_mask_sum = compute_loss_mask(batch["dones"])
+        batch["valid_mask"] = loss_mask  # steps before each episode's end, before the GRPO group filter
         if self.algo.filter_rewards:
             loss_mask, _ = apply_group_filter(
                 batch["rewards"], loss_mask, self.algo.group_size,
@@ -193,6 +194,7 @@ class ActorWorker:
         )
         total = loss
         metrics["rl/loss"] = float(loss.detach())
+        out = {**out, **{k: micro[k].to(self.device) for k in self.method.batch_keys if k in micro}}
         for name, term in self.method.extra_losses(self.model, out, replay).items():
             total = total + term
             metrics[f"{name}/loss"] = float(term.detach())
@@ -207,6 +209,7 @@ class ActorWorker:
         """One global step on this rank's rollout batch; returns metrics averaged over all actor ranks."""
         start = time.perf_counter()
         batch, rollout_stats = self._prepare(batch)
+        batch.update(self.method.observe_rollout(batch))
         generator = torch.Generator().manual_seed(int(self.cfg["actor"].get("seed", 0)) * 100003 + self.global_step)
         flat = flatten_and_shuffle(batch, generator=generator)
         size = next(iter(flat.values())).shape[0]
@@ -222,6 +225,8 @@ class ActorWorker:
                 per_micro.append(self._micro_loss(micro, schedule.num_microbatches, is_last_step))
             grad_norms.append(self._clip_and_step())
             self.method.after_optimizer_step(self.model, is_last_step)
+            if self.method.stop_update():
+                break
         self.global_step += 1
         metrics = {f"train/{k}": v for k, v in mean_metrics(per_micro).items()}
         metrics["train/actor/grad_norm"] = sum(grad_norms) / len(grad_norms)

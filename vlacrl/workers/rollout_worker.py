@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from vlacrl.crl.registry import build_method
 from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.policy_setup import build_policy, build_processor, rollout_model_path, worker_device
@@ -53,6 +54,7 @@ class RolloutWorker:
         self.device = worker_device(use_gpu)
         model_dir = rollout_model_path(cfg)
         self.model = build_policy(cfg, model_dir, use_gpu).eval()
+        build_method(cfg).setup_rollout(self.model)  # modules a CRL method adds to the policy (CRL-VLA's critics)
         self.processor = build_processor(cfg, model_dir)
         self.dtype = next(p.dtype for p in self.model.parameters())
         sampling = cfg["algorithm"]["sampling_params"]
