@@ -60,6 +60,13 @@ task_list_sorted() { task_list_ordered "$(echo "$1" | tr ',' ' ' | tr -d '()[]' 
 
 require_seed() { [[ "$1" =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer, got \"$1\""; }
 
+# require_positional NAME VALUE: a positional argument must not be a Hydra override (an argument left out)
+require_positional() {
+    [[ "$2" != *=* ]] || die "$1 got the override \"$2\": give every positional argument before the overrides (\"\" for its default)"
+}
+# require_epochs VALUE: MAX_EPOCH is empty (the config's) or a positive integer
+require_epochs() { [[ -z "$1" || "$1" =~ ^[1-9][0-9]*$ ]] || die "MAX_EPOCH must be a positive integer, got \"$1\""; }
+
 # The reference's config-name conventions (spec §5.1).
 extract_config_tag() {
     local name; name=$(basename "$1")
@@ -92,6 +99,7 @@ log_root() { inject_config_tag_into_log_path "./logs/$1" "$(extract_config_tag "
 # sequence_cmd METHOD TYPE TASKS CKPT MAX_EPOCH CONFIG SEED [overrides...]: the vlacrl-crl command array
 sequence_cmd() {
     local method="$1" type="$2" tasks="$3" ckpt="$4" max_epoch="$5" config="$6" seed="$7"; shift 7
+    require_positional CHECKPOINT_PATH "$ckpt"; require_epochs "$max_epoch"; require_positional CONFIG_NAME "$config"
     CMD=("$(vlacrl_cmd vlacrl-crl)" --config-name "$config" "crl=$method" "crl.tasks=$tasks" "crl.seed=$seed"
          "runner.logger.log_path=$(log_root "$type" "$config")" "actor.seed=$seed")
     [ -n "$ckpt" ] && CMD+=("+actor.model.lora_path=$ckpt")

@@ -39,12 +39,26 @@ def test_reference_config_sizes(model_dir):
         (["runner.logger.wandb.mode=maybe"], "wandb.mode"),
         (["+actor.model.lora_path=/nonexistent/adapter"], "lora_path: /nonexistent/adapter is not a LoRA adapter"),
         (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),
+        (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:'4-7',rollout:'4-7'}"],
+         "env, rollout and actor need the same number of workers"),
+        (["crl.method=bogus"], "unknown crl.method 'bogus'; choose one of"),
+        (["crl.tasks=12"], "crl.tasks: task id\\(s\\) \\[12\\] out of range for libero_spatial"),
+        (["crl.tasks='4,2'"], "crl.tasks: '4,2' must be one id k or a range 'a,b' with a < b"),
+        (["crl=ewc", "crl.previous_fisher_path=/nowhere/ewc.pt"], "previous_fisher_path: /nowhere/ewc.pt is missing"),
+        (["crl=er", "crl.dataset_dir=/nowhere"], "crl.dataset_dir: replay data directory /nowhere does not exist"),
+        (["crl=weight_merge", "crl.merge_coefficient=2"], "crl.method=weight_merge: crl.merge_coefficient must be"),
     ],
 )
 def test_bad_config_gives_one_line(model_dir, overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         validate_config(cfg_with(model_dir, *overrides), num_gpus=0 if "no GPUs" in message else 8)
     assert "\n" not in str(info.value)
+
+
+def test_unknown_render_backend(model_dir, monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "nonexistent")
+    with pytest.raises(ConfigError, match="MUJOCO_GL=nonexistent: unknown render backend; use osmesa"):
+        validate_config(cfg_with(model_dir), num_gpus=8)
 
 
 def test_missing_model_dir_says_where_to_put_it():
@@ -63,7 +77,7 @@ def test_placement_forms():
         resolve_placement({"actor,env,rollout": "2-4"}, num_gpus=4)
     with pytest.raises(PlacementError, match="unknown component 'critic'"):
         resolve_placement({"actor,env,rollout,critic": "all"}, num_gpus=1)
-    with pytest.raises(PlacementError, match="multiple of the env world size"):
+    with pytest.raises(PlacementError, match="env, rollout and actor need the same number of workers"):
         resolve_placement({"actor": "all", "rollout": "cpu:1", "env": "cpu:2"}, num_gpus=0)
 
 

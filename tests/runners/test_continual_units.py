@@ -53,5 +53,7 @@ def test_eval_envs_must_split_evenly_over_the_evaluated_tasks(tmp_path):
     cfg = compose("cpu_tiny", [f"runner.logger.log_path={tmp_path}", "crl.eval_tasks=null"])  # 2 eval envs, 10 tasks
     with pytest.raises(ConfigError, match=r"env.eval.num_envs \(2\) must give each of the 10 evaluated tasks"):
         ContinualRunner(cfg, CRLMethod(cfg), None, None)
-    ok = compose("cpu_tiny", [f"runner.logger.log_path={tmp_path}", "crl.eval_tasks=[0,1,2,3,4]", "env.eval.num_envs=5"])
+    ok = compose(
+        "cpu_tiny", [f"runner.logger.log_path={tmp_path}", "crl.eval_tasks=[0,1,2,3,4]", "env.eval.num_envs=5"]
+    )
     assert ContinualRunner(ok, CRLMethod(ok), None, None).eval_tasks == [0, 1, 2, 3, 4]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -14,9 +15,25 @@ from vlacrl.config.validate import ConfigError
 from vlacrl.envs.libero.errors import EnvConfigError, LiberoSetupError, RenderBackendError
 from vlacrl.envs.libero.setup import repo_root
 from vlacrl.models.errors import LoraError, ModelDirError
+from vlacrl.runners.errors import RunFailure
 
 register_resolvers()
+#: Bad input: one ``error:`` line, exit code 2 (see docs/reliability.md, "Bad input").
 USER_ERRORS = (ConfigError, EnvConfigError, LiberoSetupError, RenderBackendError, ModelDirError, LoraError)
+#: Bad input too, from modules that import torch (``vlacrl.data`` does): matched only once their module is loaded
+#: (it raised them).
+LAZY_USER_ERRORS = (
+    ("vlacrl.data.errors", "ReplayDataError"),
+    ("vlacrl.crl.registry", "UnknownMethodError"),
+    ("vlacrl.crl.common", "MethodConfigError"),
+    ("vlacrl.crl.replay", "ReplayConfigError"),
+)
+#: Errors of a full or read-only disk, reported in one line (exit code 1).
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+DISK_FULL_HINT = (
+    "free space (or set runner.logger.log_path to another disk) and run the same command again: with "
+    "runner.resume=auto it continues from the last complete checkpoint, which a failed save leaves intact"
+)
 
 
 def config_path() -> str:
@@ -33,22 +50,66 @@ def first_worker_error(exc: BaseException) -> str:
     return str(exc).strip()
 
 
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """:data:`USER_ERRORS` plus the :data:`LAZY_USER_ERRORS` whose module is loaded."""
+    lazy = [getattr(sys.modules[module], name) for module, name in LAZY_USER_ERRORS if module in sys.modules]
+    return (*USER_ERRORS, *lazy)
+
+
+def disk_error_message(exc: OSError) -> str:
+    """One line for an error of a full or read-only disk, naming the file and what to do."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device{where}: {DISK_FULL_HINT}"
+    return f"{exc.strerror or exc}{where}: choose a writable runner.logger.log_path (or fix the permissions)"
+
+
+def error_report(exc: Exception) -> tuple[int, str] | None:
+    """(exit code, one-line message) for an error the user can act on, or None for a bug (re-raised)."""
+    if isinstance(exc, RunFailure):  # a worker died, a checkpoint save failed: already one line
+        return 1, str(exc)
+    ray = sys.modules.get("ray")
+    if ray is not None and isinstance(exc, ray.exceptions.RayError):  # before the user errors: a RayTaskError
+        message = first_worker_error(exc)  # also derives from its cause's class, with the remote traceback in str()
+        if "[Errno 28]" in message or "No space left on device" in message:
+            return 1, f"a worker ran out of disk space ({message.splitlines()[0]}): {DISK_FULL_HINT}"
+        return 1, f"a worker failed: {message}"
+    if isinstance(exc, user_error_types()):
+        return 2, " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return 1, disk_error_message(exc)
+    return None
+
+
 def run_guarded(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
-    """Run ``fn``; user errors → one line and exit 2, worker failures → the first real error and exit 1."""
+    """Run ``fn``; user errors → one line and exit 2, worker failures and a full disk → one error and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return fn(cfg)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - everything else is reported once, without the cascade
-        import ray  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001 - everything known is reported once, without the cascade
+        report = error_report(exc)
+        if report is None:
+            raise
+        print(f"error: {report[1]}", file=sys.stderr)
+        return report[0]
 
-        if isinstance(exc, (ray.exceptions.RayError,)):
-            print(f"error: a worker failed: {first_worker_error(exc)}", file=sys.stderr)
-            return 1
-        raise
+
+def unknown_group_choice(args: list[str]) -> str | None:
+    """A one-line problem for an override ``group=name`` whose group is a folder of ``configs/`` without
+    ``name.yaml`` (``crl=bogus``), else None. Other overrides are left to Hydra."""
+    root = repo_root() / "configs"
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if not key or "." in key or value in ("", "null") or any(c in value for c in "[]{}(),'\" $/"):
+            continue
+        choices = sorted(p.stem for p in (root / key).glob("*.yaml")) if (root / key).is_dir() else []
+        if choices and value not in choices:
+            return f"{key}={value}: there is no configs/{key}/{value}.yaml; choose one of {choices}"
+    return None
 
 
 def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") -> Callable[[], None]:
@@ -59,4 +120,11 @@ def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") 
     def _main(cfg: DictConfig) -> None:
         sys.exit(run_guarded(fn, cfg))
 
-    return _main
+    def main() -> None:
+        problem = unknown_group_choice(sys.argv[1:])
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
+        _main()
+
+    return main

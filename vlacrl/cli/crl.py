@@ -19,12 +19,27 @@ from omegaconf import DictConfig, OmegaConf
 from vlacrl.cli.common import hydra_entry
 
 
+def preflight(cfg: DictConfig) -> None:
+    """The checks of the first stage (see vlacrl.config.validate), before the sequence writes anything: bad input
+    ends with one line and no output dir. Joining a cluster (``cluster.address``), its GPUs are known only after
+    joining, so only the method's checks run here; each stage validates its own config again before Ray starts."""
+    from vlacrl.config.validate import check_method, validate_config  # noqa: PLC0415
+    from vlacrl.runners.session import ensure_tiny_checkpoint, local_gpu_count  # noqa: PLC0415
+
+    if cfg.cluster.get("address"):
+        check_method(cfg)
+        return
+    ensure_tiny_checkpoint(cfg)
+    validate_config(cfg, local_gpu_count())
+
+
 def run_sequence(cfg: DictConfig) -> int:
     from vlacrl.crl.registry import build_method  # noqa: PLC0415
     from vlacrl.metrics.loggers import MetricLogger  # noqa: PLC0415
     from vlacrl.runners.continual import ContinualRunner  # noqa: PLC0415
     from vlacrl.runners.stage import run_evaluation, run_training  # noqa: PLC0415
 
+    preflight(cfg)
     method = build_method(OmegaConf.to_container(cfg, resolve=True))
     root = Path(str(cfg.runner.logger.log_path))
     metric_logger = MetricLogger(["tensorboard"], root / "sequence")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 from vlacrl.data import (
@@ -119,9 +120,10 @@ def process_task(task: SourceTask, out_path: Path, model, args: argparse.Namespa
 
 def run(args: argparse.Namespace) -> int:
     out_dir = args.output_dir or default_replay_dir(args.suite)
+    tasks = source_tasks(args)  # a missing demo input fails here, before the model loads
     model = None if args.no_logits else load_model(args)
     written = 0
-    for task in source_tasks(args):
+    for task in tasks:
         out_path = out_dir / cache_file_name(task.instruction)
         if out_path.exists() and not args.overwrite:
             print(f"skipped {out_path} (exists; --overwrite recomputes it)")
@@ -142,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except (ReplayDataError, OptionalDependencyError, ModelDirError, OSError, KeyError, ValueError) as exc:
         message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    except SafetensorError as exc:
+        message = f"a weight file of {args.model_dir} is corrupted or truncated ({exc}); copy it again"
         print(f"error: {message}", file=sys.stderr)
         return 1
 

@@ -2,13 +2,19 @@
 
 ``validate_config(cfg, num_gpus)`` runs each check of :data:`CHECKS` in order and raises
 :class:`ConfigError` at the first failure. It also returns the resolved placement (world sizes),
-which the launcher reuses.
+which the launcher reuses. Checked: GPU placement, suites and task ids, batch sizes that divide, the model
+directories (files present, safetensors headers readable), adapters (readable, fitting the model, rank
+``actor.model.lora_rank``), the CRL method (registered, its ``crl.*`` keys, ``crl.tasks``, the files it reads:
+Fisher file, replay/demo data), the logger and resume keys, and that MuJoCo can render (a probe subprocess).
+See docs/reliability.md ("Bad input").
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -110,8 +116,8 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
 
 
 def check_paths(cfg: DictConfig, placement) -> None:
-    from vlacrl.models.errors import LoraError, ModelDirError  # noqa: PLC0415
-    from vlacrl.models.lora import check_adapter_dir  # noqa: PLC0415
+    """The model directories exist, are complete and their safetensors headers open; every adapter fits."""
+    from vlacrl.models.errors import ModelDirError  # noqa: PLC0415
     from vlacrl.models.openvla_oft.checkpoint import validate_model_dir  # noqa: PLC0415
 
     name = str(_get(cfg, "actor.model.model_name", "openvla_oft"))
@@ -120,20 +126,56 @@ def check_paths(cfg: DictConfig, placement) -> None:
     if name == "simple_cnn":
         check_cnn_paths(cfg)
         return
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}  # model dir → its stored tensor shapes
     for key in ("rollout.model_dir", "actor.checkpoint_load_path"):
+        path = str(_get(cfg, key))
         try:
-            validate_model_dir(str(_get(cfg, key)))
+            shapes[path] = shapes.get(path) or model_weight_shapes(validate_model_dir(path))
         except ModelDirError as exc:
             raise ConfigError(f"{key}: {exc}") from None
+    check_adapters(cfg, shapes[str(_get(cfg, "actor.checkpoint_load_path"))])
+
+
+def model_weight_shapes(model_dir) -> dict[str, tuple[int, ...]]:
+    """Shapes of the stored tensors, from the safetensors headers of every shard (no tensor is read).
+
+    Raises :class:`ModelDirError` for a shard the index names that is missing, corrupted or truncated.
+    """
+    from safetensors import SafetensorError  # noqa: PLC0415
+
+    from vlacrl.models.errors import ModelDirError  # noqa: PLC0415
+    from vlacrl.models.openvla_oft.checkpoint import stored_shapes, weight_map  # noqa: PLC0415
+
+    try:
+        return stored_shapes(model_dir, weight_map(model_dir))
+    except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, ModelDirError):
+            raise
+        raise ModelDirError(model_dir, f"a weight file is corrupted or truncated ({exc}); copy it again") from None
+
+
+def check_adapters(cfg: DictConfig, model_shapes: dict[str, tuple[int, ...]]) -> None:
+    """``actor.model.lora_path`` and each of ``actor.model.lora_paths`` is a readable adapter that fits the model;
+    an adapter that training continues (``lora_path``, not ``runner.only_eval``) has rank ``actor.model.lora_rank``
+    (peft would silently train it at its own rank)."""
+    from vlacrl.models.errors import LoraError  # noqa: PLC0415
+    from vlacrl.models.lora import check_adapter_dir, check_adapter_fits  # noqa: PLC0415
+
     adapters = [("actor.model.lora_path", _get(cfg, "actor.model.lora_path"))]
     adapters += [("actor.model.lora_paths", p) for p in (_get(cfg, "actor.model.lora_paths") or [])]
+    lora_rank = None if _get(cfg, "runner.only_eval", False) else _get(cfg, "actor.model.lora_rank")
     for key, path in adapters:
         if path is None:
             continue
         try:
-            check_adapter_dir(str(path))
+            rank = check_adapter_fits(check_adapter_dir(str(path)), model_shapes)
         except LoraError as exc:
             raise ConfigError(f"{key}: {exc}") from None
+        if key == "actor.model.lora_path" and lora_rank is not None and rank != int(lora_rank):
+            raise ConfigError(
+                f"actor.model.lora_path: {path} has rank r={rank} but actor.model.lora_rank is {lora_rank}; "
+                f"set actor.model.lora_rank={rank} or pass an adapter of rank {lora_rank}"
+            )
 
 
 def check_cnn_paths(cfg: DictConfig) -> None:
@@ -164,7 +206,137 @@ def check_runner(cfg: DictConfig, placement) -> None:
         raise ConfigError(f"runner.resume must be auto, disable or an existing checkpoint dir; {resume} does not exist")
 
 
-CHECKS: tuple[Callable, ...] = (check_paths, check_runner)  # after check_env and check_sizes
+def check_method(cfg: DictConfig, placement=None) -> None:
+    """The CRL method is registered and accepts its ``crl.*`` keys, ``crl.tasks`` / ``crl.eval_tasks`` parse and
+    exist in the suite, and the files the method reads when the actor starts exist (see :func:`check_method_inputs`).
+
+    Builds only the method object (no model). Skipped without a ``crl`` section and for evaluation runs
+    (``runner.only_eval``), which build no actor. Also called by ``vlacrl-crl`` before anything is written.
+    """
+    if not _get(cfg, "crl") or _get(cfg, "runner.only_eval", False):
+        return
+    from omegaconf import OmegaConf  # noqa: PLC0415
+    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+
+    from vlacrl.crl.registry import UnknownMethodError, build_method  # noqa: PLC0415
+
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"the config does not resolve: {' '.join(str(exc).split())}") from None
+    name = resolved["crl"].get("method", "seq_ft")
+    try:
+        method = build_method(resolved)
+    except UnknownMethodError as exc:
+        raise ConfigError(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"crl.method={name}: {exc}") from None
+    tasks = task_ids(cfg, "crl.tasks", "env.train.task_suite_name", default=0)
+    if _get(cfg, "crl.eval_tasks") is not None:
+        task_ids(cfg, "crl.eval_tasks", "env.eval.task_suite_name")
+    try:
+        method.task_schedule(tasks)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"crl.method={name}: {exc}") from None
+    check_method_inputs(method, cfg)
+
+
+def task_ids(cfg: DictConfig, key: str, suite_key: str, default=None) -> list[int]:
+    """The task ids of ``key`` (k, ``'a,b'`` = the range a..b, or a list), each checked against the suite."""
+    from vlacrl.runners.continual import parse_task_range  # noqa: PLC0415
+
+    value = _get(cfg, key, default)
+    try:
+        ids = parse_task_range(value if value is not None else default)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("crl.tasks", key, 1)) from None
+    except (ValueError, TypeError):
+        raise ConfigError(f"{key}: cannot parse {value!r}; use k, 'a,b' (the range a..b) or a list") from None
+    try:
+        return suites.validate_task_ids(str(_get(cfg, suite_key)), ids)
+    except EnvConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def check_method_inputs(method, cfg: DictConfig) -> None:
+    """Files a method reads when the actor starts: EWC's ``crl.previous_fisher_path``, the previous stage's state
+    dirs (``crl.previous_state_dir``, ``crl.previous_d_rl_dir``), ER/DER's replay files (``crl.dataset_dir``;
+    DER with cached logits: the logits in them), iRe-VLA's demo files; then the method's own ``check_inputs()``
+    when it has one (a method may add one: no arguments, raises ``ValueError`` with a one-line message)."""
+    name, params = method.name, method.params
+    fisher = params.get("previous_fisher_path")
+    if fisher and not _is_torch_file(Path(str(fisher))):
+        raise ConfigError(
+            f"crl.previous_fisher_path: {fisher} is missing or not a torch.save file (the ewc_data.pt the "
+            "previous stage wrote); point it at that file, or set it to null to train without the EWC penalty"
+        )
+    for key in ("previous_state_dir", "previous_d_rl_dir"):
+        value = params.get(key)
+        if value and not Path(str(value)).is_dir():
+            raise ConfigError(f"crl.{key}: {value} is not a directory (the previous stage's finish_task writes it)")
+    try:
+        if callable(getattr(method, "task_files", None)):  # ER / DER: the replay files of this stage
+            _check_replay_files(method, cfg)
+        elif getattr(method, "uses_demos", False) and callable(getattr(method, "demo_files", None)):
+            method.demo_files()
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
+    check = getattr(method, "check_inputs", None)
+    if callable(check):
+        try:
+            check()
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"crl.method={name}: {exc}") from None
+
+
+def _check_replay_files(method, cfg: DictConfig) -> None:
+    """Index the replay files as the actor will (file metadata only): demos present, logits when cached."""
+    from vlacrl.data import ReplayDataset  # noqa: PLC0415
+
+    files = method.task_files()
+    if files:
+        ReplayDataset(
+            files, demos_per_task=getattr(method, "demos_per_task", 1),
+            num_action_chunks=int(_get(cfg, "actor.model.num_action_chunks", 8)),
+            with_logits=bool(getattr(method, "uses_cached_logits", False)),
+        )  # fmt: skip
+
+
+def _is_torch_file(path: Path) -> bool:
+    """A ``torch.save`` file: a complete zip archive (the default format) or a legacy pickle."""
+    if not path.is_file():
+        return False
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x80\x02"
+
+
+def check_render(cfg: DictConfig, placement) -> None:
+    """MuJoCo renders with the backend the env workers will use: ``MUJOCO_GL`` when set, else OSMesa for CPU env
+    workers. One probe subprocess per process; EGL chosen for GPU env workers is probed by each env worker for
+    its own device, and nothing is probed when joining a cluster (the env workers run on other machines)."""
+    from vlacrl.envs.libero import render  # noqa: PLC0415
+    from vlacrl.envs.libero.errors import RenderBackendError  # noqa: PLC0415
+
+    if _get(cfg, "cluster.address"):
+        return
+    explicit = os.environ.get("MUJOCO_GL", "").strip().lower()
+    if explicit and explicit not in render.BACKENDS:
+        raise ConfigError(
+            f"MUJOCO_GL={explicit}: unknown render backend; use osmesa (CPU), egl (NVIDIA GPUs) or glfw (a display), "
+            "or unset it"
+        )
+    if not explicit and placement["env"].uses_gpu:
+        return
+    try:
+        render.require_working_backend(explicit or "osmesa")
+    except RenderBackendError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+#: Run in this order after check_env and check_sizes; the render probe (a subprocess) last.
+CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_render)
 
 
 def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:

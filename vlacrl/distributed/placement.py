@@ -90,9 +90,7 @@ def resolve_placement(
     missing = [c for c in COMPONENTS if c not in result]
     if missing:
         raise PlacementError(f"component_placement does not place {missing}")
-    if result["rollout"].world_size % result["env"].world_size:
-        raise PlacementError(
-            f"the rollout world size ({result['rollout'].world_size}) must be a multiple of the env world size "
-            f"({result['env'].world_size})"
-        )
+    sizes = {c: result[c].world_size for c in ("env", "rollout", "actor")}
+    if len(set(sizes.values())) > 1:  # env rank r feeds rollout rank r, whose batch trains actor rank r
+        raise PlacementError(f"env, rollout and actor need the same number of workers (ranks are paired), got {sizes}")
     return result

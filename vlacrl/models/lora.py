@@ -12,10 +12,12 @@ multiplies every LoRA layer's scaling by s (s = 0 → base model, s = 1 → unch
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -65,15 +67,101 @@ def add_lora(model: nn.Module, rank: int = 32, alpha: int | None = None) -> Peft
     return peft_model
 
 
+_ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")
+
+
 def check_adapter_dir(adapter_dir: str | Path) -> Path:
-    """Raise :class:`LoraError` unless ``adapter_dir`` holds ``adapter_config.json`` and adapter weights."""
+    """Raise :class:`LoraError` unless ``adapter_dir`` holds a readable ``adapter_config.json`` and adapter
+    weights whose safetensors header opens (a cheap check: the tensors themselves are not read)."""
     path = Path(adapter_dir)
     if not (path / ADAPTER_CONFIG).is_file() or not any((path / w).is_file() for w in ADAPTER_WEIGHTS):
         raise LoraError(
             f"{path} is not a LoRA adapter directory: expected {ADAPTER_CONFIG} and "
             f"{' or '.join(ADAPTER_WEIGHTS)} (as written by PeftModel.save_pretrained or the reference's actor)"
         )
+    read_adapter_config(path)
+    adapter_tensor_shapes(path)
     return path
+
+
+def read_adapter_config(adapter_dir: str | Path) -> dict:
+    """``adapter_config.json`` of a LoRA adapter as a dict; :class:`LoraError` when unreadable or not LoRA."""
+    file = Path(adapter_dir) / ADAPTER_CONFIG
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LoraError(f"{file} is not readable JSON ({exc}); copy the adapter directory again") from None
+    if not isinstance(config, dict) or str(config.get("peft_type", "LORA")).upper() != "LORA":
+        raise LoraError(f"{file} does not describe a LoRA adapter (peft_type LORA, with r and target_modules)")
+    return config
+
+
+def adapter_tensor_shapes(adapter_dir: str | Path) -> dict[str, tuple[int, ...]] | None:
+    """Shape of every tensor of ``adapter_model.safetensors``, read from its header only; None for an
+    ``adapter_model.bin`` adapter. :class:`LoraError` when the file is corrupted or truncated."""
+    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
+
+    file = Path(adapter_dir) / ADAPTER_WEIGHTS[0]
+    if not file.is_file():
+        return None
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise LoraError(
+            f"{file} is corrupted or truncated ({exc}); copy it again or re-run the stage that wrote it"
+        ) from None
+
+
+def check_adapter_fits(adapter_dir: str | Path, model_shapes: Mapping[str, Sequence[int]]) -> int:
+    """Raise :class:`LoraError` unless the adapter fits the model whose stored weight shapes are ``model_shapes``
+    (``"<module>.weight"`` → shape, as in the model's safetensors headers); returns the adapter's rank ``r``.
+
+    Checked from headers only: every adapter tensor names a module of the model, its ``lora_A`` / ``lora_B``
+    shapes match that module's input / output size and the rank ``r`` of ``adapter_config.json``, and at least
+    one of the config's ``target_modules`` names a module of the model.
+    """
+    path = Path(adapter_dir)
+    config = read_adapter_config(path)
+    rank = config.get("r")
+    if not isinstance(rank, int) or rank < 1:
+        raise LoraError(f"{path / ADAPTER_CONFIG}: r must be a positive integer, got {rank!r}")
+    modules = [key[: -len(".weight")] for key in model_shapes if key.endswith(".weight")]
+    targets = config.get("target_modules")
+    if isinstance(targets, (list, tuple)) and targets:
+        if not any(name == t or name.endswith("." + t) for t in targets for name in modules):
+            raise LoraError(
+                f"{path}: its target_modules {sorted(targets)} name no module of this model: the adapter was "
+                "trained for another architecture"
+            )
+    shapes = adapter_tensor_shapes(path) or {}
+    per_rank = not config.get("rank_pattern")
+    missing, mismatched = [], []
+    for key, shape in sorted(shapes.items()):
+        match = _ADAPTER_KEY.match(key)
+        if match is None:
+            continue
+        weight = model_shapes.get(f"{match['module']}.weight")
+        if weight is None:
+            missing.append(match["module"])
+            continue
+        if match["part"] == "A":  # [r, in, ...]
+            fits = len(shape) >= 2 and shape[1] == weight[1] and (shape[0] == rank or not per_rank)
+        else:  # [out, r, ...]
+            fits = len(shape) >= 2 and shape[0] == weight[0] and (shape[1] == rank or not per_rank)
+        if not fits:
+            mismatched.append(f"{key} {list(shape)} vs weight {list(weight)}, r={rank}")
+    if missing:
+        raise LoraError(
+            f"{path}: {len(missing)} adapter tensor(s) belong to modules this model does not have "
+            f"(e.g. {missing[0]}): the adapter was trained for another model"
+        )
+    if mismatched:
+        raise LoraError(
+            f"{path}: {len(mismatched)} adapter tensor(s) do not fit the model's layers or the adapter's r "
+            f"(e.g. {mismatched[0]}): the adapter was trained for another model"
+        )
+    return rank
 
 
 def load_lora(model: nn.Module, adapter_dir: str | Path, trainable: bool = True) -> PeftModel:

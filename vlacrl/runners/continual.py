@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vlacrl.config.validate import ConfigError
 from vlacrl.crl.base import CRLMethod, StageRecord
 from vlacrl.envs.libero import suites
+from vlacrl.runners.checkpoint import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class ContinualRunner:
     def _save_state(self) -> None:
         state = {"history": [asdict(r) for r in self.history], "matrix": asdict(self.matrix),
                  "method": self.method.state_dict()}  # fmt: skip
-        self.state_path.write_text(json.dumps(state, indent=2))
+        write_text_atomic(self.state_path, json.dumps(state, indent=2))  # a kill never leaves half a state
         self.matrix.write(self.root, self.matrix_stem)
 
     def _load_state(self) -> None:

@@ -8,7 +8,6 @@ env steps overlap another stage's inference), actor update, metrics, checkpoint.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,10 @@ from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episo
 from vlacrl.metrics.loggers import MetricLogger
 from vlacrl.metrics.timers import PhaseTimer
 from vlacrl.runners import checkpoint
+from vlacrl.runners.errors import ray_get
 from vlacrl.runners.workers import WorkerGroups, create_env_group
 
 logger = logging.getLogger(__name__)
-
-
-def _get(refs):
-    import ray  # noqa: PLC0415
-
-    return ray.get(refs)
 
 
 class EmbodiedRunner:
@@ -45,24 +39,28 @@ class EmbodiedRunner:
         if int(runner.get("max_steps", -1)) >= 0:
             self.max_steps = min(self.max_steps, int(runner["max_steps"]))
 
+    def _get(self, refs):
+        """``ray.get``; a worker that died becomes one ``WorkerDiedError`` naming its role, rank and log."""
+        return ray_get(refs, self.groups)
+
     # -- set-up -------------------------------------------------------------------------------------
     def init_workers(self, resume_dir: Path | None) -> None:
         """Form the actor process group (rank 0's address), build models, restore a checkpoint."""
-        addr, port = _get(self.groups.actors[0].master_address.remote())
+        addr, port = self._get(self.groups.actors[0].master_address.remote())
         resume = str(resume_dir) if resume_dir else None
-        _get([a.setup.remote(addr, port, resume) for a in self.groups.actors])
+        self._get([a.setup.remote(addr, port, resume) for a in self.groups.actors])
         if resume_dir is not None:
             state = checkpoint.read_trainer_state(resume_dir)
             self.global_step = int(state["global_step"])
-            _get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
-            _get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])
+            self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
+            self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])
             logger.info("resumed from %s at global step %d", resume_dir, self.global_step)
 
     def sync_weights(self) -> None:
         """Actor's trainable weights (gathered on rank 0) → every rollout worker."""
         with self.timer.phase("weight_sync"):
-            states = _get([a.trainable_state.remote() for a in self.groups.actors])
-            _get([r.load_weights.remote(states[0]) for r in self.groups.rollouts])
+            states = self._get([a.trainable_state.remote() for a in self.groups.actors])
+            self._get([r.load_weights.remote(states[0]) for r in self.groups.rollouts])
 
     # -- rollouts -------------------------------------------------------------------------------------
     def _run_epoch(self, envs: list, n_chunks: int, mode: str, video_name: str) -> list:
@@ -73,8 +71,8 @@ class EmbodiedRunner:
                 actions = self.groups.rollouts[r].act.remote(s, ref, mode)
                 refs[(r, s)] = envs[r].step.remote(s, actions)
         if mode == "train":
-            _get([self.groups.rollouts[r].observe_final.remote(s, ref) for (r, s), ref in refs.items()])
-        _get([envs[r].finish_epoch.remote(s, video_name) for (r, s) in refs])
+            self._get([self.groups.rollouts[r].observe_final.remote(s, ref) for (r, s), ref in refs.items()])
+        self._get([envs[r].finish_epoch.remote(s, video_name) for (r, s) in refs])
         return list(refs.values())
 
     def _stages(self, mode: str) -> int:
@@ -84,9 +82,10 @@ class EmbodiedRunner:
         """All rollout epochs of one global step; returns one batch ref per rollout rank."""
         algo = self.cfg["algorithm"]
         with self.timer.phase("rollout"):
-            for epoch in tqdm(range(int(algo["rollout_epoch"])), desc="rollout epochs", leave=False):
-                name = f"step_{self.global_step}_epoch_{epoch}"
-                self._run_epoch(self.groups.envs, int(algo["n_chunk_steps"]), "train", name)
+            with tqdm(range(int(algo["rollout_epoch"])), desc="rollout epochs", leave=False) as epochs:
+                for epoch in epochs:  # closed on an error too, so that the error line starts on a line of its own
+                    name = f"step_{self.global_step}_epoch_{epoch}"
+                    self._run_epoch(self.groups.envs, int(algo["n_chunk_steps"]), "train", name)
             return [r.collect.remote() for r in self.groups.rollouts]
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -94,30 +93,29 @@ class EmbodiedRunner:
         """Global steps from the current one to ``max_steps``; returns the last step's metrics."""
         metrics: dict[str, float] = {}
         val_every = int(self.cfg["runner"].get("val_check_interval", -1))
-        bar = tqdm(total=self.max_steps, initial=self.global_step, desc="global steps")
-        while self.global_step < self.max_steps:
-            step_start = time.perf_counter()
-            self.sync_weights()
-            if val_every > 0 and self.global_step % val_every == 0:
-                self.metric_logger.log(self.evaluate(), step=self.global_step)
-            metrics = self.train_one_step()
-            metrics["time/step"] = time.perf_counter() - step_start
-            self.metric_logger.log(metrics, step=self.global_step)
-            self.global_step += 1
-            self.maybe_save()
-            bar.update(1)
-        bar.close()
+        with tqdm(total=self.max_steps, initial=self.global_step, desc="global steps") as bar:
+            while self.global_step < self.max_steps:
+                step_start = time.perf_counter()
+                self.sync_weights()
+                if val_every > 0 and self.global_step % val_every == 0:
+                    self.metric_logger.log(self.evaluate(), step=self.global_step)
+                metrics = self.train_one_step()
+                metrics["time/step"] = time.perf_counter() - step_start
+                self.metric_logger.log(metrics, step=self.global_step)
+                self.global_step += 1
+                self.maybe_save()
+                bar.update(1)
         return metrics
 
     def finish_task(self) -> dict[str, Any]:
         """The CRL method's end-of-task work on the actor ranks (e.g. EWC's Fisher); rank 0's record."""
-        return _get([a.finish_task.remote(str(self.log_path)) for a in self.groups.actors])[0]
+        return self._get([a.finish_task.remote(str(self.log_path)) for a in self.groups.actors])[0]
 
     def train_one_step(self) -> dict[str, float]:
         batches = self.generate_rollouts()
         is_last = self.global_step == self.max_steps - 1
         with self.timer.phase("actor_training"):
-            per_rank = _get([a.train_step.remote(b, is_last) for a, b in zip(self.groups.actors, batches)])
+            per_rank = self._get([a.train_step.remote(b, is_last) for a, b in zip(self.groups.actors, batches)])
         metrics = dict(per_rank[0])
         metrics.pop("time/actor_training", None)
         metrics.update(self._env_info_metrics())
@@ -125,7 +123,7 @@ class EmbodiedRunner:
         env_steps = self._env_steps_per_global_step()
         metrics["rollout/env_steps_per_s"] = env_steps / max(metrics.get("time/rollout", 0.0), 1e-9)
         workers = [*self.groups.rollouts, *self.groups.envs]
-        for timing in _get([w.pop_timings.remote() for w in workers]):
+        for timing in self._get([w.pop_timings.remote() for w in workers]):
             for key, value in timing.items():  # summed over workers (per-worker busy time)
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
         metrics.update(self._worker_health())
@@ -135,16 +133,16 @@ class EmbodiedRunner:
         """``env/restarts*`` and the env workers' ``memory/*`` summed over env workers; the actor's and
         rollout's resident memory as the largest of their ranks (``memory/{actor,rollout}_rss_mb``, MiB)."""
         out: dict[str, float] = {}
-        for env_metrics in _get([e.pop_metrics.remote() for e in self.groups.envs]):
+        for env_metrics in self._get([e.pop_metrics.remote() for e in self.groups.envs]):
             for key, value in env_metrics.items():
                 out[key] = out.get(key, 0.0) + value
         for role, group in (("actor", self.groups.actors), ("rollout", self.groups.rollouts)):
-            out[f"memory/{role}_rss_mb"] = max(_get([w.rss_mb.remote() for w in group]))
+            out[f"memory/{role}_rss_mb"] = max(self._get([w.rss_mb.remote() for w in group]))
         return out
 
     def _env_info_metrics(self) -> dict[str, float]:
         """``rollout/env_info/<k>``: per-key mean over the rollout ranks that saw key k."""
-        per_rank = _get([r.pop_env_info.remote() for r in self.groups.rollouts])
+        per_rank = self._get([r.pop_env_info.remote() for r in self.groups.rollouts])
         keys = set().union(*per_rank)
         return {f"rollout/{k}": float(np.mean([m[k] for m in per_rank if k in m])) for k in sorted(keys)}
 
@@ -160,13 +158,18 @@ class EmbodiedRunner:
         return self.save()
 
     def save(self) -> Path:
-        tmp = checkpoint.temp_dir(self.log_path, self.global_step, str(os.getpid()))
-        tmp.mkdir(parents=True, exist_ok=True)
-        _get([a.save_checkpoint.remote(str(tmp)) for a in self.groups.actors])
-        samplers = _get([e.sampler_states.remote() for e in self.groups.envs])
-        rngs = _get([r.rng_state.remote() for r in self.groups.rollouts])
-        state = {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": rngs}
-        return checkpoint.finalize(tmp, checkpoint.step_dir(self.log_path, self.global_step), state)
+        """Checkpoint ``global_step_<N>`` atomically: the actor ranks write ``actor/`` into the temp dir, the
+        driver adds the env samplers' and rollout generators' states (``checkpoint.save_atomic``)."""
+
+        def write(tmp: Path) -> None:
+            self._get([a.save_checkpoint.remote(str(tmp)) for a in self.groups.actors])
+
+        def trainer_state() -> dict[str, Any]:
+            samplers = self._get([e.sampler_states.remote() for e in self.groups.envs])
+            rngs = self._get([r.rng_state.remote() for r in self.groups.rollouts])
+            return {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": rngs}
+
+        return checkpoint.save_atomic(self.log_path, self.global_step, write, trainer_state)
 
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
@@ -177,9 +180,11 @@ class EmbodiedRunner:
         per_epoch = []
         start = time.perf_counter()
         n_chunks = int(self.cfg["algorithm"]["n_eval_chunk_steps"])
-        for epoch in tqdm(range(int(self.cfg["algorithm"]["eval_rollout_epoch"])), desc="eval epochs", leave=False):
-            last = _get(self._run_epoch(self.groups.eval_envs, n_chunks, "eval", f"eval_{self.global_step}_{epoch}"))
-            per_epoch.append(epoch_metrics(merge_episode_records([b.episode for b in last]), tasks))
+        with tqdm(range(int(self.cfg["algorithm"]["eval_rollout_epoch"])), desc="eval epochs", leave=False) as epochs:
+            for epoch in epochs:
+                name = f"eval_{self.global_step}_{epoch}"
+                last = self._get(self._run_epoch(self.groups.eval_envs, n_chunks, "eval", name))
+                per_epoch.append(epoch_metrics(merge_episode_records([b.episode for b in last]), tasks))
         metrics = {f"eval/{k}": v for k, v in average_epochs(per_epoch).items()}
         metrics["time/eval"] = time.perf_counter() - start
         return metrics

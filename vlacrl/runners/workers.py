@@ -28,6 +28,16 @@ class WorkerGroups:
     def all(self) -> list:
         return [*self.actors, *self.rollouts, *self.envs, *self.eval_envs]
 
+    def member(self, actor_id: str) -> tuple[str, int] | None:
+        """Role label and rank of the worker whose Ray actor id (hex) is ``actor_id``; None if not ours."""
+        roles = (("actor", self.actors), ("rollout", self.rollouts), ("env", self.envs), ("eval env", self.eval_envs))
+        for role, group in roles:
+            for rank, handle in enumerate(group):
+                handle_id = getattr(handle, "_actor_id", None)  # ActorHandle keeps its id privately
+                if handle_id is not None and handle_id.hex() == actor_id:
+                    return role, rank
+        return None
+
 
 def _remote(cls, slot: WorkerSlot, name: str):
     import ray  # noqa: PLC0415
