@@ -39,8 +39,10 @@ def test_reference_config_sizes(model_dir):
         (["runner.logger.wandb.mode=maybe"], "wandb.mode"),
         (["+actor.model.lora_path=/nonexistent/adapter"], "lora_path: /nonexistent/adapter is not a LoRA adapter"),
         (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),
-        (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:'4-7',rollout:'4-7'}"],
-         "env, rollout and actor need the same number of workers"),
+        (
+            ["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:'4-7',rollout:'4-7'}"],
+            "env, rollout and actor need the same number of workers",
+        ),
         (["crl.method=bogus"], "unknown crl.method 'bogus'; choose one of"),
         (["crl.tasks=12"], "crl.tasks: task id\\(s\\) \\[12\\] out of range for libero_spatial"),
         (["crl.tasks='4,2'"], "crl.tasks: '4,2' must be one id k or a range 'a,b' with a < b"),
