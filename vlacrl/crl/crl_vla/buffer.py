@@ -18,7 +18,6 @@ Row keys: ``input_ids`` [L] int64, ``attention_mask`` [L] bool, ``pixel_values``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -94,7 +93,7 @@ def _device(rows: Mapping[str, torch.Tensor]) -> torch.device:
     return next(iter(rows.values())).device
 
 
-class OldTaskBuffer:
+class OldTaskBuffer(S.FileBacked):
     """B_old: per finished task its samples with π_old logits and V_old; see the module docstring."""
 
     def __init__(self, capacity: int | None = None):
@@ -181,12 +180,3 @@ class OldTaskBuffer:
         self.tasks = [int(t) for t in state["tasks"]]
         self.parts = [dict(p) for p in state["parts"]]
         self._flat = None
-
-    def save(self, path: str | Path) -> Path:
-        return S.save_atomic(self.state_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> OldTaskBuffer:
-        buffer = cls()
-        buffer.load_state_dict(S.load(path))
-        return buffer

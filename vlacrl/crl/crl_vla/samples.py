@@ -86,3 +86,25 @@ def load(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class FileBacked:
+    """Mixin: ``save``/``load`` through ``state_dict``/``load_state_dict`` (atomic ``torch.save`` files).
+
+    Subclasses construct with no arguments and implement ``state_dict`` and ``load_state_dict``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        return save_atomic(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        buffer = cls()
+        buffer.load_state_dict(load(path))
+        return buffer

@@ -12,7 +12,6 @@ random whole episodes are evicted until the rest fits (so D_RL stays a uniform s
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -35,7 +34,7 @@ def valid_steps(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.ones(n, m, dtype=torch.bool) if mask is None else mask.bool().any(dim=-1).cpu()
 
 
-class SuccessBuffer:
+class SuccessBuffer(S.FileBacked):
     """D_RL; see the module docstring. ``episodes[i]`` is ``{key: [T_i, …]}`` of task ``task_ids[i]``."""
 
     def __init__(self, max_samples: int | None = None, seed: int = 0):
@@ -122,12 +121,3 @@ class SuccessBuffer:
         self.task_ids = [int(t) for t in state["task_ids"]]
         self.episodes = [dict(e) for e in state["episodes"]]
         self._flat = None
-
-    def save(self, path: str | Path) -> Path:
-        return S.save_atomic(self.state_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SuccessBuffer:
-        buffer = cls()
-        buffer.load_state_dict(S.load(path))
-        return buffer
