@@ -108,6 +108,8 @@ def check_eval_envs(cfg: DictConfig, num_eval_tasks: int) -> None:
     from vlacrl.distributed.placement import PlacementError, resolve_placement  # noqa: PLC0415
     from vlacrl.runners.session import local_gpu_count  # noqa: PLC0415
 
+    if "cluster" not in cfg or cfg.env.eval.get("num_envs") is None:
+        return  # a partial config (library use): each evaluation validates its full config itself
     if cfg.cluster.get("address"):
         return  # the GPUs (and so the env world size) are known only after joining the cluster
     try:
