@@ -119,6 +119,7 @@ def same_bytes(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.slow  # ~1.5-3 min; CI time budget (run with: pytest -m slow)
 def test_sigkill_mid_task_then_resume_equals_an_uninterrupted_run(tmp_path, tiny):
     """3 global steps uninterrupted vs. SIGKILL of the whole run after checkpoint 1, resumed to step 3."""
     timings = {}

@@ -41,6 +41,7 @@ def memory_scalars(log_dir) -> dict[str, list[float]]:
     return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if tag.startswith("memory/")}
 
 
+@pytest.mark.slow  # ~1.5-3 min; CI time budget (run with: pytest -m slow)
 def test_worker_memory_does_not_grow_over_global_steps(tmp_path, tiny):
     cmd = [sys.executable, "-m", "vlacrl.cli.train", f"actor.checkpoint_load_path={tiny}",
            f"runner.logger.log_path={tmp_path / 'run'}", "algorithm=ppo", f"runner.max_epochs={STEPS}",

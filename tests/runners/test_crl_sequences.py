@@ -3,7 +3,7 @@
 Tiny model, real Ray + FSDP2 (gloo) + LIBERO (OSMesa), 1 global step per task, 8-step episodes. Each
 run must produce the success matrix (2 rows x 2 evaluated tasks) and chained checkpoints; method-specific
 artefacts are checked too (EWC's Fisher, weight merge's adapter list, CRL-VLA's critics and B_old, iRe-VLA's
-consolidated adapter, the Simple CNN's model.pt). seq_ft, ewc, weight_merge, simple_cnn and crl_vla run in
+consolidated adapter, the Simple CNN's model.pt). seq_ft, ewc, weight_merge and crl_vla run in
 CI; the others are marked slow.
 """
 
@@ -115,6 +115,7 @@ def test_replay_methods_run_a_sequence(tmp_path, tiny, replay_cache, method):
     assert "train/bc/loss" in acc.Tags()["scalars"]
 
 
+@pytest.mark.slow  # ~1.5-3 min; CI time budget (run with: pytest -m slow)
 def test_simple_cnn_chains_model_pt_and_evaluates_it(tmp_path):
     """The CNN baseline in the Ray loop: stage 1 starts from stage 0's model.pt; evaluations load model.pt."""
     from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint
