@@ -168,6 +168,22 @@ def test_instruction_mask_and_action_encoding():
 
 
 # ------------------------------------------------------------------------------------------------ dual critic
+def test_ppo_values_come_from_the_mc_critic(crl_tiny_dir, processor):
+    """With PPO the rollout records V_MC for GAE and the PPO loss sees the same V_MC, detached."""
+    model, method = setup(make_cfg(crl_tiny_dir, "algorithm=ppo"))
+    micro = micro_from(rollout_batch(processor), [*MODEL_KEYS, *method.batch_keys])
+    policy = base_module(model)
+    with torch.no_grad():
+        prediction = policy.predict_action_batch(micro["input_ids"], micro["attention_mask"], micro["pixel_values"])
+        recorded = method.rollout_values(micro, prediction.action_tokens)
+        expected = method.critic_values("mc", micro["input_ids"], micro["attention_mask"])
+    assert recorded.shape == (N * M, 1) and torch.allclose(recorded[:, 0], expected)
+    out, _ = forward(model, method, {**micro, "action_tokens": prediction.action_tokens})
+    values = method.policy_values(out)
+    assert values.shape == (N * M, 1) and not values.requires_grad
+    torch.testing.assert_close(values, recorded, atol=1e-5, rtol=1e-5)  # same weights, same inputs
+
+
 def test_frozen_critic_gets_no_gradient_and_is_copied_exactly(crl_tiny_dir, processor, tmp_path):
     cfg = make_cfg(crl_tiny_dir)
     model, method = setup(cfg)

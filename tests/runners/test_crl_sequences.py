@@ -187,3 +187,12 @@ def test_ire_vla_consolidates_after_rl_and_chains_the_consolidated_adapter(tmp_p
     evaluated = json.loads((root / "task_0_seed1234" / "eval" / "config.json").read_text())
     assert evaluated["actor"]["model"]["lora_path"] == str(consolidated)
     assert "FAR" in crl_metrics(root, tmp_path)
+
+
+@pytest.mark.slow
+def test_crl_vla_with_ppo_uses_the_mc_critic_for_gae(tmp_path, tiny):
+    """The paper's setting: PPO whose GAE values are the MC critic's (rollout) and whose loss sees V_MC."""
+    root, matrix = run_sequence(tmp_path, tiny, "crl_vla", "algorithm=ppo", "crl.b_old_per_task=8")
+    second = tensorboard_scalars(root / "task_1_seed1234" / "tensorboard")
+    assert second["train/crl_vla/b_old_size"][0] > 0 and "train/critic/value_loss" in second
+    assert len(matrix["rows"]) == 2

@@ -85,6 +85,15 @@ class CRLMethod:
         add to it (shuffled and split with it); also where a method records rollouts (D_RL, B_old pools)."""
         return {}
 
+    def rollout_values(self, inputs: Mapping[str, torch.Tensor], action_tokens: torch.Tensor) -> torch.Tensor | None:
+        """Values [B, 1] the rollout records for PPO's GAE (instead of the policy's value head), from the model's
+        last forward on ``inputs``; None keeps the value head's."""
+        return None
+
+    def policy_values(self, outputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """Values [B, 1] of the micro-batch's RL rows for the PPO loss (instead of the value head's), or None."""
+        return None
+
     def stop_update(self) -> bool:
         """True to skip the rest of this global step's mini-batches (an early stop, e.g. at a KL target)."""
         return False

@@ -178,6 +178,10 @@ class ActorWorker:
     def _micro_loss(self, micro: dict[str, torch.Tensor], accumulation: int, is_last_step: bool) -> dict[str, float]:
         model_cfg = self.cfg["actor"]["model"]
         out, replay = self._forward(micro)
+        out = {**out, **{k: micro[k].to(self.device) for k in self.method.batch_keys if k in micro}}
+        values = self.method.policy_values(out) if self.require_values else None
+        if values is not None and out.get("values") is not None:  # repeated over a step-level head's width
+            values = values.expand(-1, out["values"].shape[-1])
         loss, metrics = compute_actor_loss(
             self.algo,
             action_dim=int(model_cfg["action_dim"]),
@@ -189,12 +193,11 @@ class ActorWorker:
             returns=micro["returns"].to(self.device),
             loss_mask=micro["loss_mask"].to(self.device),
             loss_mask_sum=micro["loss_mask_sum"].to(self.device),
-            values=out.get("values"),
+            values=values if values is not None else out.get("values"),
             prev_values=micro["prev_values"].to(self.device),
         )
         total = loss
         metrics["rl/loss"] = float(loss.detach())
-        out = {**out, **{k: micro[k].to(self.device) for k in self.method.batch_keys if k in micro}}
         for name, term in self.method.extra_losses(self.model, out, replay).items():
             total = total + term
             metrics[f"{name}/loss"] = float(term.detach())

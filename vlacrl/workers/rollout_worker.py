@@ -54,7 +54,8 @@ class RolloutWorker:
         self.device = worker_device(use_gpu)
         model_dir = rollout_model_path(cfg)
         self.model = build_policy(cfg, model_dir, use_gpu).eval()
-        build_method(cfg).setup_rollout(self.model)  # modules a CRL method adds to the policy (CRL-VLA's critics)
+        self.method = build_method(cfg)
+        self.method.setup_rollout(self.model)  # modules a CRL method adds to the policy (CRL-VLA's critics)
         self.processor = build_processor(cfg, model_dir)
         self.dtype = next(p.dtype for p in self.model.parameters())
         sampling = cfg["algorithm"]["sampling_params"]
@@ -90,6 +91,15 @@ class RolloutWorker:
         self.infer_seconds += time.perf_counter() - start
         return prediction
 
+    def _values(self, inputs: dict[str, torch.Tensor], prediction) -> torch.Tensor:
+        """[B, 1] on CPU: the CRL method's values (CRL-VLA's V_MC), else the value head's, else zeros."""
+        values = self.method.rollout_values(inputs, prediction.action_tokens) if self.require_values else None
+        if values is None:
+            values = prediction.values
+        elif prediction.values is not None:  # one value per chunk, repeated over a step-level head's width
+            values = values.expand(-1, prediction.values.shape[-1])
+        return values.float().cpu() if values is not None else torch.zeros(len(prediction.actions), 1)
+
     def _record_env(self, buffer: StageBuffer, env_batch) -> None:
         if env_batch.rewards is not None:
             buffer.add(rewards=torch.as_tensor(env_batch.rewards, dtype=torch.float32))
@@ -103,7 +113,7 @@ class RolloutWorker:
         if mode == "train":
             buffer = self.buffers[stage]
             self._record_env(buffer, env_batch)
-            values = prediction.values if prediction.values is not None else torch.zeros(len(prediction.actions), 1)
+            values = self._values(inputs, prediction)
             buffer.add(
                 input_ids=inputs["input_ids"].cpu(),
                 attention_mask=inputs["attention_mask"].bool().cpu(),
@@ -121,7 +131,8 @@ class RolloutWorker:
         self._record_env(buffer, env_batch)
         values = torch.zeros(len(env_batch.dones), 1)
         if self.require_values:
-            values = self._predict(self._inputs(env_batch), "train").values.float().cpu()
+            inputs = self._inputs(env_batch)
+            values = self._values(inputs, self._predict(inputs, "train"))
         buffer.add(prev_values=values)
         for key, value in (env_batch.episode or {}).items():
             buffer.env_info[key].append(np.asarray(value))

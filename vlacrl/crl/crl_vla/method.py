@@ -325,6 +325,21 @@ class CRLVLA(SeqFT):
                             kl, self.target_kl)  # fmt: skip
         self._kl_sum, self._kl_count = 0.0, 0
 
+    # ------------------------------------------------------------------------------------- PPO: V_MC for GAE
+    def rollout_values(self, inputs: Mapping[str, torch.Tensor], action_tokens: torch.Tensor) -> torch.Tensor:
+        """V_MC(s, g) [B, 1] of the rollout's last forward: PPO's GAE advantages come from the MC critic."""
+        with torch.no_grad():
+            tokens = action_tokens.reshape(action_tokens.shape[0], -1)
+            return self.critic_values("mc", inputs["input_ids"], inputs["attention_mask"], tokens).float()[:, None]
+
+    def policy_values(self, outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Detached V_MC [B, 1] of the RL rows for the PPO loss: its value term is then constant (logged only);
+        the MC critic trains through η·L_MC alone, on Monte-Carlo returns as the paper's dual critic."""
+        n_rl = int(outputs["input_ids"].shape[0])
+        values = self.critic_values("mc", outputs["input_ids"], outputs["attention_mask"],
+                                    outputs.get("action_tokens"), slice(0, n_rl))  # fmt: skip
+        return values.detach().float()[:, None]
+
     def stop_update(self) -> bool:
         """True once this global step should stop updating (checked by the actor after each optimizer step)."""
         return self._stop
