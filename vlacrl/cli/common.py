@@ -27,6 +27,8 @@ LAZY_USER_ERRORS = (
     ("vlacrl.crl.registry", "UnknownMethodError"),
     ("vlacrl.crl.common", "MethodConfigError"),
     ("vlacrl.crl.replay", "ReplayConfigError"),
+    ("vlacrl.distributed.cluster", "ClusterError"),  # placement time-out, cannot join the cluster
+    ("vlacrl.models.errors", "CNNCheckpointError"),
 )
 #: Errors of a full or read-only disk, reported in one line (exit code 1).
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
