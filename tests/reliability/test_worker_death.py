@@ -1,6 +1,8 @@
 """A Ray worker process dying mid-run (SIGKILL from outside, as the OOM killer does): the CLI ends with exit
 code 1 and ONE ``error:`` line naming the worker's role, rank, pid and Ray log file (no cascade of the other
 workers' errors, no traceback); the last checkpoint is complete and loads; every process of the run ends.
+An env worker is the exception: it is replaced and the run completes (bounded by
+``runner.max_env_worker_restarts``).
 
 The worker's pid is found among the CLI's descendant processes by its Ray process title
 (``ray::RolloutWorker``, ``ray::ActorWorker``, ``ray::EnvWorker``).
@@ -82,9 +84,7 @@ def kill_worker_mid_run(tmp_path: Path, tiny: Path, role: str) -> tuple[subproce
     return proc, victim.pid, descendants, time.perf_counter() - start
 
 
-@pytest.mark.parametrize(
-    "role", ["rollout", pytest.param("actor", marks=pytest.mark.slow), pytest.param("env", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("role", ["rollout", pytest.param("actor", marks=pytest.mark.slow)])
 def test_sigkilled_worker_ends_the_run_with_one_line(tmp_path, tiny, role):
     from vlacrl.runners import checkpoint
 
@@ -118,3 +118,27 @@ def test_sigkilled_worker_ends_the_run_with_one_line(tmp_path, tiny, role):
         p.kill()
     assert not alive, [p.pid for p in alive]
     print(f"{role} worker killed {killed_at:.0f}s after the start; {line}")
+
+
+def test_sigkilled_env_worker_is_replaced_and_the_run_completes(tmp_path, tiny):
+    """The env worker dies after checkpoint 1: a new one takes its rank, the step's rollouts run again from the
+    step's sampler/generator states, and all 4 global steps finish; the replacement is counted."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vlacrl.runners import checkpoint
+
+    proc, pid, _, _ = kill_worker_mid_run(tmp_path, tiny, "env")
+    try:
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out, err = (tmp_path / "stdout.log").read_text(), (tmp_path / "stderr.log").read_text()
+    assert proc.returncode == 0, out[-2000:] + err[-5000:]
+    assert f"env worker rank 0 died (pid {pid})" in out + err and "replac" in out + err
+    latest = checkpoint.latest_checkpoint(tmp_path / "run")
+    assert latest is not None and assert_loadable(latest, tmp_path) == 4
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    totals = [e.value for e in acc.Scalars("env/worker_restarts_total")]
+    assert totals[-1] == 1.0 and sum(e.value for e in acc.Scalars("env/worker_restarts")) == 1.0

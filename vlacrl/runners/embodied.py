@@ -19,8 +19,8 @@ from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episo
 from vlacrl.metrics.loggers import MetricLogger
 from vlacrl.metrics.timers import PhaseTimer
 from vlacrl.runners import checkpoint
-from vlacrl.runners.errors import ray_get
-from vlacrl.runners.workers import WorkerGroups, create_env_group
+from vlacrl.runners.errors import WorkerDiedError, ray_get
+from vlacrl.runners.workers import WorkerGroups, create_env_group, create_env_worker
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ class EmbodiedRunner:
         self.max_steps = int(runner["max_epochs"])
         if int(runner.get("max_steps", -1)) >= 0:
             self.max_steps = min(self.max_steps, int(runner["max_steps"]))
+        # env worker replacement: sampler states at the start of the next rollouts (None: fresh workers)
+        self.env_states: list | None = None
+        self.dead_envs: set[int] = set()
+        self.max_env_worker_restarts = int(runner.get("max_env_worker_restarts", 2))
+        self.env_worker_restarts = {"step": 0, "total": 0}
 
     def _get(self, refs):
         """``ray.get``; a worker that died becomes one ``WorkerDiedError`` naming its role, rank and log."""
@@ -52,6 +57,7 @@ class EmbodiedRunner:
         if resume_dir is not None:
             state = checkpoint.read_trainer_state(resume_dir)
             self.global_step = int(state["global_step"])
+            self.env_states = state["env_samplers"]
             self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
             self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])
             logger.info("resumed from %s at global step %d", resume_dir, self.global_step)
@@ -79,7 +85,27 @@ class EmbodiedRunner:
         return self.stages if mode == "train" else 1
 
     def generate_rollouts(self) -> list:
-        """All rollout epochs of one global step; returns one batch ref per rollout rank."""
+        """All rollout epochs of one global step; returns one batch ref per rollout rank.
+
+        An env worker that died (before or during these rollouts) is replaced, every env sampler and rollout
+        generator is put back to the step's start and the rollouts run again — the same batch as without the
+        crash — at most ``runner.max_env_worker_restarts`` times per global step (then the error ends the run).
+        """
+        rng = self._get([r.rng_state.remote() for r in self.groups.rollouts])
+        for attempt in range(self.max_env_worker_restarts + 1):
+            try:
+                self._replace_dead_envs(rng)
+                refs = self._rollout_epochs()
+                self.env_states = self._get([e.sampler_states.remote() for e in self.groups.envs])
+                return refs
+            except WorkerDiedError as exc:
+                if exc.role != "env" or attempt == self.max_env_worker_restarts:
+                    raise
+                logger.warning("%s; replacing it and re-running this step's rollouts", exc)
+                self.dead_envs.add(int(exc.rank))
+        raise AssertionError("unreachable")
+
+    def _rollout_epochs(self) -> list:
         algo = self.cfg["algorithm"]
         with self.timer.phase("rollout"):
             with tqdm(range(int(algo["rollout_epoch"])), desc="rollout epochs", leave=False) as epochs:
@@ -87,6 +113,43 @@ class EmbodiedRunner:
                     name = f"step_{self.global_step}_epoch_{epoch}"
                     self._run_epoch(self.groups.envs, int(algo["n_chunk_steps"]), "train", name)
             return [r.collect.remote() for r in self.groups.rollouts]
+
+    def _replace_dead_envs(self, rollout_rng: list) -> None:
+        """New workers for the env ranks in ``dead_envs``; all env samplers and rollout generators back to the
+        step's start, the rollouts' partial buffers dropped. Nothing to do while every env worker lives."""
+        if not self.dead_envs:
+            return
+        import ray  # noqa: PLC0415
+
+        for rank in sorted(self.dead_envs):
+            try:
+                ray.kill(self.groups.envs[rank], no_restart=True)
+            except Exception:  # noqa: BLE001 - it is dead already
+                pass
+            slot = self.groups.slots["env"][rank]
+            self.groups.envs[rank] = create_env_worker(self.cfg, slot, len(self.groups.envs), "train")
+            self.env_worker_restarts["step"] += 1
+            self.env_worker_restarts["total"] += 1
+        self.dead_envs.clear()
+        if self.env_states is not None:
+            self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, self.env_states)])
+        self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, rollout_rng)])
+        self._get([r.discard.remote() for r in self.groups.rollouts])
+
+    def _env_results(self, method: str) -> list[dict]:
+        """``method()`` of every train env worker; one that died gives ``{}`` and is replaced at the next
+        rollouts (its death is not fatal between rollouts either)."""
+        results = []
+        for rank, env in enumerate(self.groups.envs):
+            try:
+                results.append(self._get(getattr(env, method).remote()))
+            except WorkerDiedError as exc:
+                if exc.role != "env":
+                    raise
+                logger.warning("%s; it is replaced before the next rollouts", exc)
+                self.dead_envs.add(rank)
+                results.append({})
+        return results
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
@@ -122,8 +185,9 @@ class EmbodiedRunner:
         metrics.update(self.timer.pop())
         env_steps = self._env_steps_per_global_step()
         metrics["rollout/env_steps_per_s"] = env_steps / max(metrics.get("time/rollout", 0.0), 1e-9)
-        workers = [*self.groups.rollouts, *self.groups.envs]
-        for timing in self._get([w.pop_timings.remote() for w in workers]):
+        timings = self._get([w.pop_timings.remote() for w in self.groups.rollouts])
+        timings += self._env_results("pop_timings")
+        for timing in timings:
             for key, value in timing.items():  # summed over workers (per-worker busy time)
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
         metrics.update(self._worker_health())
@@ -133,9 +197,12 @@ class EmbodiedRunner:
         """``env/restarts*`` and the env workers' ``memory/*`` summed over env workers; the actor's and
         rollout's resident memory as the largest of their ranks (``memory/{actor,rollout}_rss_mb``, MiB)."""
         out: dict[str, float] = {}
-        for env_metrics in self._get([e.pop_metrics.remote() for e in self.groups.envs]):
+        for env_metrics in self._env_results("pop_metrics"):
             for key, value in env_metrics.items():
                 out[key] = out.get(key, 0.0) + value
+        out["env/worker_restarts"] = float(self.env_worker_restarts["step"])
+        out["env/worker_restarts_total"] = float(self.env_worker_restarts["total"])
+        self.env_worker_restarts["step"] = 0
         for role, group in (("actor", self.groups.actors), ("rollout", self.groups.rollouts)):
             out[f"memory/{role}_rss_mb"] = max(self._get([w.rss_mb.remote() for w in group]))
         return out
@@ -165,7 +232,9 @@ class EmbodiedRunner:
             self._get([a.save_checkpoint.remote(str(tmp)) for a in self.groups.actors])
 
         def trainer_state() -> dict[str, Any]:
-            samplers = self._get([e.sampler_states.remote() for e in self.groups.envs])
+            samplers = self.env_states  # taken right after the step's rollouts (no env call: one may have died)
+            if samplers is None:
+                samplers = self._get([e.sampler_states.remote() for e in self.groups.envs])
             rngs = self._get([r.rng_state.remote() for r in self.groups.rollouts])
             return {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": rngs}
 

@@ -47,22 +47,22 @@ def _remote(cls, slot: WorkerSlot, name: str):
 
 def create_env_group(cfg: dict[str, Any], slots: list[WorkerSlot], split: str) -> list:
     """One EnvWorker per env rank for ``env.<split>`` (train or eval)."""
+    return [create_env_worker(cfg, slot, len(slots), split) for slot in slots]
+
+
+def create_env_worker(cfg: dict[str, Any], slot: WorkerSlot, world: int, split: str):
+    """The EnvWorker of env rank ``slot.rank`` (also used to replace one that died)."""
     stages = int(cfg["rollout"].get("pipeline_stage_num", 1)) if split == "train" else 1
     video = cfg["env"][split].get("video_cfg") or {}
-    save_rank = video.get("save_rank", 0)
-    world = len(slots)
-    return [
-        _remote(EnvWorker, slot, f"env_{split}_{slot.rank}").remote(
-            cfg["env"][split],
-            slot.rank,
-            world,
-            stage_num=stages,
-            chunk=int(cfg["actor"]["model"]["num_action_chunks"]),
-            use_gpu=slot.ray_options.get("num_gpus", 0) > 0,
-            save_video_rank=save_rank,
-        )  # fmt: skip
-        for slot in slots
-    ]
+    return _remote(EnvWorker, slot, f"env_{split}_{slot.rank}").remote(
+        cfg["env"][split],
+        slot.rank,
+        world,
+        stage_num=stages,
+        chunk=int(cfg["actor"]["model"]["num_action_chunks"]),
+        use_gpu=slot.ray_options.get("num_gpus", 0) > 0,
+        save_video_rank=video.get("save_rank", 0),
+    )
 
 
 def create_groups(cfg: dict[str, Any], sizes: ValidatedSizes, *, train: bool, timeout_s: float) -> WorkerGroups:

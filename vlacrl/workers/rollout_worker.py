@@ -150,6 +150,11 @@ class RolloutWorker:
         return out
 
     @annotated
+    def discard(self) -> None:
+        """Drop the steps recorded since the last ``collect`` (the driver re-runs the global step's rollouts)."""
+        self.buffers.clear()
+
+    @annotated
     def pop_env_info(self) -> dict[str, float]:
         """Means of the last collected batch's ``env_info/*`` (final step of every training episode)."""
         means, self.env_info_means = self.env_info_means, {}
