@@ -69,7 +69,7 @@ def build_openvla_oft(cfg: Mapping[str, Any], model_dir: str, use_gpu: bool):
     )
 
 
-def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str) -> OpenVLAOFTProcessor:
+def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str, model=None) -> OpenVLAOFTProcessor:
     return OpenVLAOFTProcessor.from_model_dir(model_dir, max_length=int(cfg["runner"]["max_prompt_length"]))
 
 
@@ -91,10 +91,13 @@ def build_simple_cnn(cfg: Mapping[str, Any], path: str, use_gpu: bool):
     return model.to(device=worker_device(use_gpu), dtype=model_dtype(model_cfg, use_gpu))
 
 
-def simple_cnn_processor(cfg: Mapping[str, Any], path: str) -> SimpleCNNProcessor:
-    model = load_rl_policy(path, cfg["actor"]["model"].get("cnn_metadata_path"))
+def simple_cnn_processor(cfg: Mapping[str, Any], path: str, model=None) -> SimpleCNNProcessor:
+    """The task-id map comes from the built ``model`` (loaded from ``path`` only when none is given)."""
+    if model is None:
+        model = load_rl_policy(path, cfg["actor"]["model"].get("cnn_metadata_path"))
     size = cfg["actor"]["model"].get("image_size", 224)
-    return SimpleCNNProcessor(model.meta["task_id_map"], int(size[0] if isinstance(size, (list, tuple)) else size))
+    task_id_map = base_module(model).meta["task_id_map"]
+    return SimpleCNNProcessor(task_id_map, int(size[0] if isinstance(size, (list, tuple)) else size))
 
 
 def save_simple_cnn(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
@@ -111,7 +114,7 @@ class PolicyFamily:
     """How one kind of policy is built, fed, saved and resumed."""
 
     build: Callable[[Mapping[str, Any], str, bool], torch.nn.Module]
-    processor: Callable[[Mapping[str, Any], str], Callable]
+    processor: Callable[..., Callable]  # (cfg, model path, built model or None)
     save: Callable[[torch.nn.Module, dict[str, torch.Tensor], Path], None]  # rank 0, full state
     resume_cfg: Callable[[Mapping[str, Any], Path], dict[str, Any]]  # cfg loading <ckpt>/actor
     trainable_only_state: bool  # checkpoints hold only trainable tensors (adapter) or the full model
@@ -143,5 +146,6 @@ def build_policy(cfg: Mapping[str, Any], model_path: str, use_gpu: bool):
     return policy_family(cfg).build(cfg, model_path, use_gpu)
 
 
-def build_processor(cfg: Mapping[str, Any], model_path: str):
-    return policy_family(cfg).processor(cfg, model_path)
+def build_processor(cfg: Mapping[str, Any], model_path: str, model=None):
+    """The batch builder of the policy at ``model_path``; pass the already built ``model`` to avoid a reload."""
+    return policy_family(cfg).processor(cfg, model_path, model)

@@ -56,7 +56,7 @@ class RolloutWorker:
         self.model = build_policy(cfg, model_dir, use_gpu).eval()
         self.method = build_method(cfg)
         self.method.setup_rollout(self.model)  # modules a CRL method adds to the policy (CRL-VLA's critics)
-        self.processor = build_processor(cfg, model_dir)
+        self.processor = build_processor(cfg, model_dir, self.model)
         self.dtype = next(p.dtype for p in self.model.parameters())
         sampling = cfg["algorithm"]["sampling_params"]
         self.temperature = {"train": float(sampling["temperature_train"]), "eval": float(sampling["temperature_eval"])}
