@@ -79,7 +79,8 @@ def bench_ours(chunks: np.ndarray) -> float:
 
 def bench_vector(chunks: np.ndarray, num_envs: int, num_processes: int) -> float:
     from vlacrl.envs.libero.sim import SimConfig
-    from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+    from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+    from vlacrl.envs.vector_env import VectorEnvConfig
 
     config = VectorEnvConfig(num_envs=num_envs, group_size=num_envs, task_ids=[TASK],
                              num_processes=num_processes, sim=SimConfig(suite=SUITE))  # fmt: skip

@@ -30,7 +30,8 @@ NUM_ENVS, GROUPS, CHUNK = 4, 2, 8  # 2 GRPO groups of 2: one per stage when S = 
 
 def standalone_rate(epochs: int, chunks: int) -> float:
     from vlacrl.envs.libero.sim import SimConfig
-    from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+    from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+    from vlacrl.envs.vector_env import VectorEnvConfig
 
     config = VectorEnvConfig(num_envs=NUM_ENVS, group_size=2, task_ids=[0], num_processes=2,
                              sim=SimConfig(max_episode_steps=chunks * CHUNK))  # fmt: skip

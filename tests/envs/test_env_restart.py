@@ -8,12 +8,14 @@ import signal
 import numpy as np
 import pytest
 
-from vlacrl.envs.libero.errors import EnvWorkerError
+from vlacrl.envs.errors import EnvWorkerError
 from vlacrl.envs.libero.render import render_env_for_subprocess
 from vlacrl.envs.libero.setup import ensure_libero_ready
 from vlacrl.envs.libero.sim import SimConfig
-from vlacrl.envs.libero.sim_pool import SubprocSimPool
-from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+from vlacrl.envs.libero.simulator import SIM_FACTORY
+from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.envs.sim_pool import SubprocSimPool
+from vlacrl.envs.vector_env import VectorEnvConfig
 
 pytestmark = pytest.mark.libero
 SIM = SimConfig(max_episode_steps=16, image_size=128)  # 2 chunks of 8 per epoch
@@ -91,7 +93,7 @@ def test_restarts_are_bounded_per_epoch_then_the_error_names_env_task_and_signal
 
 def test_pool_reports_an_exception_in_a_sim_process_and_restarts_it():
     ensure_libero_ready()
-    pool = SubprocSimPool(SIM, [0], 1, render_env_for_subprocess(None))
+    pool = SubprocSimPool(SIM, [0], 1, render_env_for_subprocess(None), factory=SIM_FACTORY, label="LIBERO")
     try:
         old = pool.pids[0]
         results, failures = pool.call_collect("no_such_method", {0: ()})

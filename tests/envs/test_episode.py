@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vlacrl.envs.libero.episode import EpisodeTracker
+from vlacrl.envs.episode import EpisodeTracker
 
 
 def run(tracker, terms):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.envs.vector_env import VectorEnvConfig
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 

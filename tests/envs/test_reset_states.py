@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from vlacrl.envs.libero.errors import EnvConfigError
-from vlacrl.envs.libero.reset_states import ResetStateSampler, ResetStateSpace
+from vlacrl.envs.errors import EnvConfigError
+from vlacrl.envs.reset_states import ResetStateSampler, ResetStateSpace
 
 SPACE = ResetStateSpace(task_ids=(4, 7), trial_counts=(3, 5))  # ids 0-2 -> task 4, 3-7 -> task 7
 

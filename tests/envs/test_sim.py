@@ -6,7 +6,8 @@ import pytest
 from vlacrl.envs.libero import suites
 from vlacrl.envs.libero.setup import ensure_libero_ready
 from vlacrl.envs.libero.sim import LiberoSim, SimConfig
-from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
+from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.envs.vector_env import VectorEnvConfig
 
 pytestmark = pytest.mark.libero
 SUITE, TASK = "libero_spatial", 0

@@ -2,8 +2,8 @@
 
 import pytest
 
+from vlacrl.envs.errors import EnvConfigError
 from vlacrl.envs.libero import suites
-from vlacrl.envs.libero.errors import EnvConfigError
 
 
 @pytest.mark.libero

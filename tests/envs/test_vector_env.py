@@ -7,10 +7,11 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from vlacrl.envs.libero.errors import EnvConfigError, EnvWorkerError
+from vlacrl.envs.errors import EnvConfigError, EnvWorkerError
 from vlacrl.envs.libero.sim import SimConfig
-from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig
-from vlacrl.envs.libero.video import VideoConfig
+from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.envs.vector_env import VectorEnvConfig
+from vlacrl.envs.video import VideoConfig
 
 pytestmark = pytest.mark.libero
 

@@ -12,14 +12,14 @@ from omegaconf import DictConfig
 
 from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError
-from vlacrl.envs.libero.errors import EnvConfigError, LiberoSetupError, RenderBackendError
-from vlacrl.envs.libero.setup import repo_root
+from vlacrl.envs.errors import EnvConfigError, SimulatorUnavailableError
 from vlacrl.models.errors import LoraError, ModelDirError
+from vlacrl.paths import repo_root
 from vlacrl.runners.errors import RunFailure
 
 register_resolvers()
 #: Bad input: one ``error:`` line, exit code 2 (see docs/reliability.md, "Bad input").
-USER_ERRORS = (ConfigError, EnvConfigError, LiberoSetupError, RenderBackendError, ModelDirError, LoraError)
+USER_ERRORS = (ConfigError, EnvConfigError, SimulatorUnavailableError, ModelDirError, LoraError)
 #: Bad input too, from modules that import torch (``vlacrl.data`` does): matched only once their module is loaded
 #: (it raised them).
 LAZY_USER_ERRORS = (

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from vlacrl.envs.libero import render
 from vlacrl.envs.libero.errors import LiberoSetupError
-from vlacrl.envs.libero.setup import ensure_libero_ready, repo_root
+from vlacrl.envs.libero.setup import ensure_libero_ready
+from vlacrl.paths import repo_root
 
 
 def _line(ok: bool | None, label: str, detail: str) -> None:

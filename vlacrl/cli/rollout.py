@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vlacrl.envs.libero.errors import EnvConfigError, EnvWorkerError, LiberoSetupError, RenderBackendError
+from vlacrl.envs.errors import EnvConfigError, EnvWorkerError
+from vlacrl.envs.libero.errors import LiberoSetupError, RenderBackendError
 from vlacrl.envs.libero.sim import SimConfig
-from vlacrl.envs.libero.video import VideoConfig
+from vlacrl.envs.video import VideoConfig
 
 CHUNK = 8  # actions per chunk (OpenVLA-OFT: 8)
 
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from vlacrl.envs.libero.vector_env import LiberoVectorEnv, VectorEnvConfig  # noqa: PLC0415
+    from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+    from vlacrl.envs.vector_env import VectorEnvConfig  # noqa: PLC0415
 
     tasks = [int(t) for t in args.tasks.split(",") if t.strip()]
     config = VectorEnvConfig(

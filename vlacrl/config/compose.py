@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from vlacrl.config.resolvers import register_resolvers
-from vlacrl.envs.libero.setup import repo_root
+from vlacrl.paths import repo_root
 
 
 def config_dir() -> Path:

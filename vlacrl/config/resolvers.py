@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from vlacrl.envs.libero.setup import repo_root
+from vlacrl.paths import repo_root
 
 RESOLVERS = {
     "multiply": lambda x, y: x * y,

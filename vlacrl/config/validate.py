@@ -5,7 +5,8 @@
 which the launcher reuses. Checked: GPU placement, suites and task ids, batch sizes that divide, the model
 directories (files present, safetensors headers readable), adapters (readable, fitting the model, rank
 ``actor.model.lora_rank``), the CRL method (registered, its ``crl.*`` keys, ``crl.tasks``, the files it reads:
-Fisher file, replay/demo data), the logger and resume keys, and that MuJoCo can render (a probe subprocess).
+Fisher file, replay/demo data), the logger and resume keys, and that each split's simulator can run here (LIBERO:
+MuJoCo renders, checked in a subprocess).
 See docs/reliability.md ("Bad input").
 """
 
@@ -20,8 +21,8 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from vlacrl.distributed.placement import ComponentPlacement, PlacementError, resolve_placement
-from vlacrl.envs.libero import suites
-from vlacrl.envs.libero.errors import EnvConfigError
+from vlacrl.envs.errors import EnvConfigError
+from vlacrl.envs.registry import get_simulator, simulator_name
 
 
 class ConfigError(ValueError):
@@ -57,14 +58,23 @@ def _require_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
     return value
 
 
+def split_simulator(cfg: DictConfig, split: str):
+    """The simulator of ``env.<split>`` (``simulator_type``); an unknown name is a :class:`ConfigError`."""
+    try:
+        return get_simulator(simulator_name({"simulator_type": _get(cfg, f"env.{split}.simulator_type")}))
+    except EnvConfigError as exc:
+        raise ConfigError(f"env.{split}.simulator_type: {exc}") from None
+
+
 def check_env(cfg: DictConfig, placement) -> None:
     for split in ("train", "eval"):
+        simulator = split_simulator(cfg, split)
         suite = _get(cfg, f"env.{split}.task_suite_name")
         try:
-            suites.validate_suite(str(suite))
+            simulator.validate_suite(str(suite))
             task_ids = _get(cfg, f"env.{split}.fixed_task_ids")
             if task_ids is not None:
-                suites.validate_task_ids(suite, list(task_ids))
+                simulator.validate_task_ids(suite, list(task_ids))
         except EnvConfigError as exc:
             raise ConfigError(f"env.{split}: {exc}") from None
         steps = _require_int(cfg, f"env.{split}.max_episode_steps")
@@ -231,9 +241,9 @@ def check_method(cfg: DictConfig, placement=None) -> None:
         raise ConfigError(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"crl.method={name}: {exc}") from None
-    tasks = task_ids(cfg, "crl.tasks", "env.train.task_suite_name", default=0)
+    tasks = task_ids(cfg, "crl.tasks", "train", default=0)
     if _get(cfg, "crl.eval_tasks") is not None:
-        task_ids(cfg, "crl.eval_tasks", "env.eval.task_suite_name")
+        task_ids(cfg, "crl.eval_tasks", "eval")
     try:
         method.task_schedule(tasks)
     except (ValueError, TypeError) as exc:
@@ -241,8 +251,9 @@ def check_method(cfg: DictConfig, placement=None) -> None:
     check_method_inputs(method, cfg)
 
 
-def task_ids(cfg: DictConfig, key: str, suite_key: str, default=None) -> list[int]:
-    """The task ids of ``key`` (k, ``'a,b'`` = the range a..b, or a list), each checked against the suite."""
+def task_ids(cfg: DictConfig, key: str, split: str, default=None) -> list[int]:
+    """The task ids of ``key`` (k, ``'a,b'`` = the range a..b, or a list), each checked against the suite of
+    ``env.<split>``."""
     from vlacrl.runners.continual import parse_task_range  # noqa: PLC0415
 
     value = _get(cfg, key, default)
@@ -253,7 +264,7 @@ def task_ids(cfg: DictConfig, key: str, suite_key: str, default=None) -> list[in
     except (ValueError, TypeError):
         raise ConfigError(f"{key}: cannot parse {value!r}; use k, 'a,b' (the range a..b) or a list") from None
     try:
-        return suites.validate_task_ids(str(_get(cfg, suite_key)), ids)
+        return split_simulator(cfg, split).validate_task_ids(str(_get(cfg, f"env.{split}.task_suite_name")), ids)
     except EnvConfigError as exc:
         raise ConfigError(f"{key}: {exc}") from None
 
@@ -312,31 +323,24 @@ def _is_torch_file(path: Path) -> bool:
         return f.read(2) == b"\x80\x02"
 
 
-def check_render(cfg: DictConfig, placement) -> None:
-    """MuJoCo renders with the backend the env workers will use: ``MUJOCO_GL`` when set, else OSMesa for CPU env
-    workers. One probe subprocess per process; EGL chosen for GPU env workers is probed by each env worker for
-    its own device, and nothing is probed when joining a cluster (the env workers run on other machines)."""
-    from vlacrl.envs.libero import render  # noqa: PLC0415
-    from vlacrl.envs.libero.errors import RenderBackendError  # noqa: PLC0415
-
-    if _get(cfg, "cluster.address"):
-        return
-    explicit = os.environ.get("MUJOCO_GL", "").strip().lower()
-    if explicit and explicit not in render.BACKENDS:
-        raise ConfigError(
-            f"MUJOCO_GL={explicit}: unknown render backend; use osmesa (CPU), egl (NVIDIA GPUs) or glfw (a display), "
-            "or unset it"
-        )
-    if not explicit and placement["env"].uses_gpu:
-        return
-    try:
-        render.require_working_backend(explicit or "osmesa")
-    except RenderBackendError as exc:
-        raise ConfigError(str(exc)) from None
+def check_simulators(cfg: DictConfig, placement) -> None:
+    """Each simulator the run uses can run here (:meth:`Simulator.check_runtime`; LIBERO probes its render
+    backend in a subprocess, once even when both splits use it)."""
+    checked = set()
+    for split in ("train", "eval"):
+        simulator = split_simulator(cfg, split)
+        if simulator.name in checked:
+            continue
+        checked.add(simulator.name)
+        try:
+            joining = bool(_get(cfg, "cluster.address"))
+            simulator.check_runtime(uses_gpu=placement["env"].uses_gpu, joining_cluster=joining)
+        except EnvConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
 
-#: Run in this order after check_env and check_sizes; the render probe (a subprocess) last.
-CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_render)
+#: Run in this order after check_env and check_sizes; the simulator checks (LIBERO: a subprocess) last.
+CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_simulators)
 
 
 def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:

@@ -79,7 +79,7 @@ class ExperienceReplay(CRLMethod):
         return str(self.cfg["env"]["train"]["task_suite_name"])
 
     def dataset_dir(self):
-        """``crl.dataset_dir``, default ``<LIBERO config dir>/datasets/datasets_with_logits/<suite>_simplevla``."""
+        """``crl.dataset_dir``, default :func:`vlacrl.data.default_replay_dir` of the train suite."""
         from vlacrl.data import default_replay_dir  # noqa: PLC0415
 
         explicit = self.params.get("dataset_dir")
@@ -95,9 +95,10 @@ class ExperienceReplay(CRLMethod):
         seen = [int(t) for t in (self.params.get("seen_task_ids") or [])]
         if not seen:
             return []
-        from vlacrl.envs.libero import suites  # noqa: PLC0415
+        from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
 
-        return select_task_files(files, [suites.task_spec(self.suite(), t).language for t in seen])
+        simulator = simulator_for(self.cfg["env"]["train"])
+        return select_task_files(files, [simulator.task_language(self.suite(), t) for t in seen])
 
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Build this rank's replay dataset and its endless micro-batch iterator (before FSDP sharding)."""

@@ -24,18 +24,21 @@ from vlacrl.data.replay_dataset import (
 REPLAY_DIR_SUFFIX = "_simplevla"
 
 
-def default_replay_dir(suite: str) -> Path:
-    """``<LIBERO config dir>/datasets/datasets_with_logits/<suite>_simplevla`` (the reference's name)."""
-    from vlacrl.envs.libero.setup import default_config_dir  # noqa: PLC0415
+def _dataset_root(suite: str) -> Path:
+    from vlacrl.envs.registry import simulator_of_suite  # noqa: PLC0415
 
-    return default_config_dir() / "datasets" / "datasets_with_logits" / f"{suite}{REPLAY_DIR_SUFFIX}"
+    return simulator_of_suite(suite).dataset_root()
+
+
+def default_replay_dir(suite: str) -> Path:
+    """``<data root>/datasets_with_logits/<suite>_simplevla`` (the reference's name). The data root is the
+    suite's simulator's (LIBERO: ``<LIBERO config dir>/datasets``; probe: ``<repo>/datasets``)."""
+    return _dataset_root(suite) / "datasets_with_logits" / f"{suite}{REPLAY_DIR_SUFFIX}"
 
 
 def default_demo_dir(suite: str) -> Path:
-    """``<LIBERO config dir>/datasets/<suite>``: where LIBERO's download script puts the demo files."""
-    from vlacrl.envs.libero.setup import default_config_dir  # noqa: PLC0415
-
-    return default_config_dir() / "datasets" / suite
+    """``<data root>/<suite>``: where LIBERO's download script (or ``vlacrl-rollout --policy expert``) puts demos."""
+    return _dataset_root(suite) / suite
 
 
 __all__ = [

@@ -22,7 +22,7 @@ them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -185,20 +185,31 @@ class SimpleCNNProcessor:
         }
 
 
-def write_random_cnn_checkpoint(path: str | Path, suite: str = "libero_spatial", seed: int = 0) -> Path:
+def write_random_cnn_checkpoint(
+    path: str | Path,
+    task_names: Sequence[str] | None = None,
+    unnorm_key: str = "libero_spatial_no_noops",
+    seed: int = 0,
+) -> Path:
     """A randomly initialised CNN in the supervised checkpoint format, for CPU runs and tests.
 
-    ``task_id_map`` numbers the suite's instructions as the supervised trainer would (sorted); the action
-    statistics are the tiny checkpoint's synthetic ones for the suite, without a mask (all 7 dims normalised,
-    as statistics computed from demos by ``compute_action_statistics``).
+    Args:
+        task_names: the suite's instructions (default: LIBERO-Spatial's); ``task_id_map`` numbers them as the
+            supervised trainer would (sorted).
+        unnorm_key: which of the tiny checkpoint's synthetic action statistics to store, without a mask (all 7
+            dims normalised, as statistics computed from demos by ``compute_action_statistics``).
     """
-    from vlacrl.envs.libero import suites  # noqa: PLC0415
     from vlacrl.models.openvla_oft.presets import synthetic_dataset_statistics  # noqa: PLC0415
     from vlacrl.models.simple_cnn import build_task_id_map  # noqa: PLC0415
 
-    key = f"{suite}_no_noops"
+    if task_names is None:
+        from vlacrl.envs.registry import get_simulator  # noqa: PLC0415
+
+        libero = get_simulator("libero")
+        task_names = [libero.task_language("libero_spatial", i) for i in range(libero.num_tasks("libero_spatial"))]
+    key = unnorm_key
     action = {k: v for k, v in synthetic_dataset_statistics()[key]["action"].items() if k != "mask"}
-    names = [suites.task_spec(suite, i).language for i in range(suites.num_tasks(suite))]
+    names = list(task_names)
     torch.manual_seed(seed)
     model = SimpleCNNPolicy(len(set(names)))
     return save_checkpoint(

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vlacrl.config.validate import ConfigError
 from vlacrl.crl.base import CRLMethod, StageRecord
-from vlacrl.envs.libero import suites
+from vlacrl.envs.errors import EnvConfigError
+from vlacrl.envs.registry import simulator_for, suite_task_ids
 from vlacrl.runners.checkpoint import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -84,12 +85,19 @@ class ContinualSettings:
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ContinualSettings:
         crl = cfg.get("crl") or {}
-        suite = str(cfg.env.train.task_suite_name)
-        tasks = suites.validate_task_ids(suite, parse_task_range(crl.get("tasks", 0)))
+        tasks = _checked_ids(cfg.env.train, parse_task_range(crl.get("tasks", 0)))
         eval_tasks = crl.get("eval_tasks")
-        eval_tasks = None if eval_tasks is None else suites.validate_task_ids(suite, parse_task_range(eval_tasks))
+        eval_tasks = None if eval_tasks is None else _checked_ids(cfg.env.eval, parse_task_range(eval_tasks))
         return cls(tasks, eval_tasks, bool(crl.get("eval_base", False)),
                    str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)))  # fmt: skip
+
+
+def _checked_ids(env_cfg, ids: list[int]) -> list[int]:
+    """``ids`` checked against the suite of one ``env.<split>`` section (its simulator's task count)."""
+    try:
+        return simulator_for(env_cfg).validate_task_ids(str(env_cfg.task_suite_name), ids)
+    except EnvConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def with_overrides(cfg: DictConfig, overrides: dict[str, Any]) -> DictConfig:
@@ -134,8 +142,7 @@ class ContinualRunner:
         self.train_fn, self.eval_fn, self.metric_logger = train_fn, eval_fn, metric_logger
         self.settings = ContinualSettings.from_cfg(cfg)
         self.root = Path(str(cfg.runner.logger.log_path)).resolve()
-        suite = str(cfg.env.eval.task_suite_name)
-        self.eval_tasks = self.settings.eval_tasks or list(range(suites.SUITE_TASK_COUNTS[suite]))
+        self.eval_tasks = self.settings.eval_tasks or suite_task_ids(cfg.env.eval)
         check_eval_envs(cfg, len(self.eval_tasks))
         self.history: list[StageRecord] = []
         self.matrix = SuccessMatrix(self.eval_tasks)

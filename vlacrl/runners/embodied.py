@@ -261,11 +261,6 @@ class EmbodiedRunner:
 
 def eval_task_ids(cfg: dict[str, Any]) -> list[int]:
     """Tasks evaluated: ``env.eval.fixed_task_ids`` or every task of the suite."""
-    from vlacrl.envs.libero import suites  # noqa: PLC0415
+    from vlacrl.envs.registry import task_ids_of  # noqa: PLC0415
 
-    fixed = cfg["env"]["eval"].get("fixed_task_ids")
-    return (
-        list(fixed)
-        if fixed is not None
-        else list(range(suites.SUITE_TASK_COUNTS[cfg["env"]["eval"]["task_suite_name"]]))
-    )
+    return task_ids_of(cfg["env"]["eval"])

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError, validate_config
-from vlacrl.envs.libero.setup import ensure_libero_ready
+from vlacrl.envs.registry import prepare_simulators
 from vlacrl.runners import checkpoint
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,13 @@ def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
         return
     if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
         if not path.exists():
+            from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
             from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint  # noqa: PLC0415
 
             logger.info("creating a random Simple CNN checkpoint in %s (first run)", path)
-            write_random_cnn_checkpoint(path, str(cfg.env.train.task_suite_name))
+            simulator, suite = simulator_for(cfg.env.train), str(cfg.env.train.task_suite_name)
+            names = [simulator.task_language(suite, t) for t in range(simulator.num_tasks(suite))]
+            write_random_cnn_checkpoint(path, names, unnorm_key=str(cfg.actor.model.unnorm_key))
     elif not (path / "config.json").exists():
         from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
 
@@ -67,7 +70,7 @@ def start_run(cfg: DictConfig, *, train: bool):
     from vlacrl.metrics.loggers import MetricLogger, save_resolved_config  # noqa: PLC0415
     from vlacrl.runners.workers import create_groups  # noqa: PLC0415
 
-    ensure_libero_ready()
+    prepare_simulators(cfg)
     ensure_tiny_checkpoint(cfg)
     address = cfg.cluster.get("address")
     if not address:  # joining a cluster: GPUs are known (and the placement checked) only after joining

@@ -1,4 +1,4 @@
-"""EnvWorker: the LIBERO envs of one env rank, split into pipeline stages.
+"""EnvWorker: the envs of one env rank (any simulator: LIBERO, the probe world), split into pipeline stages.
 
 With ``pipeline_stage_num = S`` the worker's envs form S independent vectorised env sets; while the
 rollout worker infers actions for stage s, this worker steps stage s-1, so simulation and inference
@@ -6,7 +6,7 @@ overlap. Stage ``s`` of rank ``r`` samples init states as rank ``r·S + s`` of `
 
 A plain class (testable without Ray); the launcher wraps it with ``ray.remote``.
 
-A sim sub-process that crashes is restarted by its :class:`LiberoVectorEnv` (docs/reliability.md);
+A sim sub-process that crashes is restarted by its :class:`VectorEnv` (docs/reliability.md);
 :meth:`EnvWorker.pop_metrics` reports the restarts and the memory of the worker and its sims.
 """
 
@@ -19,8 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from vlacrl.envs.libero.from_config import vector_env_config
-from vlacrl.envs.libero.vector_env import LiberoVectorEnv
+from vlacrl.envs.from_config import make_vector_env
 from vlacrl.metrics.memory import children_rss_mb, rss_mb
 from vlacrl.workers.errors import annotated
 
@@ -47,7 +46,7 @@ class EnvBatch:
 
 
 class EnvWorker:
-    """Owns ``stage_num`` :class:`LiberoVectorEnv` sets of one env rank."""
+    """Owns ``stage_num`` :class:`~vlacrl.envs.vector_env.VectorEnv` sets of one env rank."""
 
     role = "env"
 
@@ -70,11 +69,12 @@ class EnvWorker:
         self.envs = []
         for stage in range(stage_num):
             record = save_video_rank is None or (rank == save_video_rank and stage == 0)
-            config = vector_env_config(env_cfg, per_stage, record_video=record)
-            env = LiberoVectorEnv(
-                config,
+            env = make_vector_env(
+                env_cfg,
+                per_stage,
                 rank=rank * stage_num + stage,
                 world_size=world_size * stage_num,
+                record_video=record,
                 cuda_device=0 if use_gpu else None,
             )
             self.envs.append(env)

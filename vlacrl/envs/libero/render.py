@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from vlacrl.envs.libero.errors import RenderBackendError
+from vlacrl.envs.sim_pool import apply_env  # noqa: F401 - part of this module's interface
 
 logger = logging.getLogger(__name__)
 
@@ -149,16 +150,6 @@ def render_env_for_subprocess(cuda_device: int | None = None) -> dict[str, str |
     configure_rendering(cuda_device, after)
     keys = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "MUJOCO_EGL_DEVICE_ID", "CUDA_VISIBLE_DEVICES")
     return {k: after.get(k) for k in keys if after.get(k) != before.get(k)}
-
-
-def apply_env(changes: dict[str, str | None], environ: dict | None = None) -> None:
-    """Apply :func:`render_env_for_subprocess`-style changes (None deletes the variable)."""
-    env = os.environ if environ is None else environ
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
 
 
 def probe_backend(backend: str, timeout_s: float = 60.0, extra_env: dict | None = None) -> ProbeResult:

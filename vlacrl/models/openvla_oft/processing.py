@@ -132,12 +132,14 @@ class ImageTransform:
     def __call__(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """images [B, H, W, 3] or [B, 3, H, W] (uint8, or float in 0..255) → [B, 1, 3·n, h, w] float32."""
         chw = to_chw_batch(images)
-        outputs = []
+        outputs, scaled_by_resize = [], {}
         for spec in self.backbones:
-            resized = TVF.resize(chw, list(spec.size), interpolation=spec.interpolation, antialias=spec.antialias)
-            resized = TVF.center_crop(resized, list(spec.size))
-            scaled = resized.to(torch.float32) / 255.0
-            outputs.append(TVF.normalize(scaled, spec.mean, spec.std))
+            key = (tuple(spec.size), spec.interpolation, spec.antialias)
+            if key not in scaled_by_resize:  # both backbones of the fused checkpoints resize alike: resize once
+                resized = TVF.resize(chw, list(spec.size), interpolation=spec.interpolation, antialias=spec.antialias)
+                resized = TVF.center_crop(resized, list(spec.size))
+                scaled_by_resize[key] = resized.to(torch.float32) / 255.0
+            outputs.append(TVF.normalize(scaled_by_resize[key], spec.mean, spec.std))
         return torch.cat(outputs, dim=1).unsqueeze(1)
 
 

@@ -1,9 +1,11 @@
 """Action-token distributions: vocabulary mask, temperature, top-k, sampling, log-probs and entropy.
 
 Rows of ``logits`` are the 56 action positions; the last axis is the full (padded) vocabulary (32064).
-Only ids in ``[token_begin, vocab_size)`` = [31744, 32000) are allowed; everything else is set to -inf.
-The same masked, tempered distribution serves rollout sampling (old log-probs) and training (new
-log-probs, entropy), so the importance ratio compares like with like.
+Only ids in ``[token_begin, vocab_size)`` = [31744, 32000) are allowed; everything else has probability 0
+(the reference sets those logits to -inf). Sampling, log-probs and entropy are computed on the 256-id slice
+of allowed ids, which gives the same distribution as the -inf mask over the whole vocabulary at 1/125 of the
+cost. The same tempered distribution serves rollout sampling (old log-probs) and training (new log-probs,
+entropy), so the importance ratio compares like with like.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ def apply_top_k(logits: torch.Tensor, top_k: int | None) -> torch.Tensor:
     return logits.masked_fill(logits < threshold, float("-inf"))
 
 
+def action_logits(
+    raw_logits: torch.Tensor, token_begin: int, vocab_size: int, temperature: float = 1.0, top_k: int | None = None
+) -> torch.Tensor:
+    """The allowed ids' logits [..., vocab_size - token_begin] divided by ``temperature``, top-k filtered (-inf).
+
+    Index j of the last axis is token id ``token_begin + j``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return apply_top_k(raw_logits[..., token_begin:vocab_size] / temperature, top_k)
+
+
 def processed_logits(
     raw_logits: torch.Tensor, token_begin: int, vocab_size: int, temperature: float = 1.0, top_k: int | None = None
 ) -> torch.Tensor:
@@ -46,7 +60,7 @@ def processed_logits(
 @dataclass
 class SampledActions:
     """``tokens`` [B, 56] int64 token ids; ``logprobs`` [B, 56] under the processed distribution;
-    ``logits`` [B, 56, V] the processed (masked, tempered, top-k) logits."""
+    ``logits`` [B, 56, 256] the processed (tempered, top-k) logits of the allowed ids (:func:`action_logits`)."""
 
     tokens: torch.Tensor
     logprobs: torch.Tensor
@@ -64,16 +78,16 @@ def sample_tokens(
     generator: torch.Generator | None = None,
 ) -> SampledActions:
     """Draw one token per row independently (all 56 at once), or take the argmax when ``greedy``."""
-    logits = processed_logits(raw_logits, token_begin, vocab_size, temperature, top_k)
+    logits = action_logits(raw_logits, token_begin, vocab_size, temperature, top_k)
     logprob_table = F.log_softmax(logits, dim=-1)
     if greedy:
-        tokens = logprob_table.argmax(dim=-1)
+        index = logprob_table.argmax(dim=-1)
     else:
         probs = logprob_table.exp().reshape(-1, logits.shape[-1])
-        tokens = torch.multinomial(probs.float(), 1, replacement=True, generator=generator)
-        tokens = tokens.reshape(logits.shape[:-1])
-    logprobs = logprob_table.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return SampledActions(tokens=tokens, logprobs=logprobs, logits=logits)
+        index = torch.multinomial(probs.float(), 1, replacement=True, generator=generator)
+        index = index.reshape(logits.shape[:-1])
+    logprobs = logprob_table.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return SampledActions(tokens=index + token_begin, logprobs=logprobs, logits=logits)
 
 
 def token_logprobs_and_entropy(
@@ -85,10 +99,14 @@ def token_logprobs_and_entropy(
     temperature: float = 1.6,
     top_k: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training-side log p(token) [B, 56] and entropy -Σ p log(p + 1e-10) [B, 56] of the processed distribution."""
-    logits = processed_logits(raw_logits, token_begin, vocab_size, temperature, top_k)
+    """Training-side log p(token) [B, 56] and entropy -Σ p log(p + 1e-10) [B, 56] of the processed distribution.
+
+    ``tokens`` must be allowed ids (the rollout samples only those); others raise an index error.
+    """
+    logits = action_logits(raw_logits, token_begin, vocab_size, temperature, top_k)
     logprob_table = F.log_softmax(logits, dim=-1)
-    logprobs = logprob_table.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)
+    index = tokens.long() - token_begin
+    logprobs = logprob_table.gather(-1, index.unsqueeze(-1)).squeeze(-1)
     probs = F.softmax(logits, dim=-1)
     entropy = -(probs * torch.log(probs + ENTROPY_EPS)).sum(dim=-1)
     return logprobs, entropy

@@ -1,26 +1,22 @@
-"""Build :class:`VectorEnvConfig` from the Hydra ``env.train`` / ``env.eval`` sections (reference keys)."""
+"""Build vector envs from the Hydra ``env.train`` / ``env.eval`` sections (reference keys), for any simulator."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vlacrl.envs.libero.sim import SimConfig
-from vlacrl.envs.libero.vector_env import VectorEnvConfig
-from vlacrl.envs.libero.video import VideoConfig
+from vlacrl.envs.registry import simulator_for
+from vlacrl.envs.vector_env import VectorEnv, VectorEnvConfig
+from vlacrl.envs.video import VideoConfig
 
 
 def vector_env_config(env_cfg: Mapping[str, Any], num_envs: int, *, record_video: bool = True) -> VectorEnvConfig:
     """One env worker's (or pipeline stage's) envs from a resolved ``env.<split>`` mapping.
 
     Args:
-        env_cfg: the resolved section (``task_suite_name``, ``max_episode_steps``, ``group_size``, ...).
+        env_cfg: the resolved section (``simulator_type``, ``task_suite_name``, ``max_episode_steps``, ...).
         num_envs: envs of this worker/stage (the config's ``num_envs`` is the total before splitting).
         record_video: False turns videos off for this worker (e.g. ranks other than ``save_rank``).
     """
-    init = env_cfg.get("init_params") or {}
-    size = int(init.get("camera_heights", 256))
-    if int(init.get("camera_widths", size)) != size:
-        raise ValueError("camera_heights and camera_widths must be equal (square images)")
     video = dict(env_cfg.get("video_cfg") or {})
     if env_cfg.get("only_eval"):
         mode = "eval"
@@ -41,12 +37,7 @@ def vector_env_config(env_cfg: Mapping[str, Any], num_envs: int, *, record_video
         seed=int(env_cfg.get("seed", 0)),
         num_processes=env_cfg.get("num_processes"),
         max_restarts=int(env_cfg.get("max_env_restarts", 2)),
-        sim=SimConfig(
-            suite=str(env_cfg["task_suite_name"]),
-            cameras=tuple(env_cfg.get("cameras") or ("agentview",)),
-            image_size=size,
-            max_episode_steps=int(env_cfg.get("max_episode_steps", 512)),
-        ),
+        sim=simulator_for(env_cfg).sim_config(env_cfg),
         video=VideoConfig(
             save_video=bool(video.get("save_video", False)) and record_video,
             save_frequency=int(video.get("save_frequency", 1)),
@@ -54,3 +45,17 @@ def vector_env_config(env_cfg: Mapping[str, Any], num_envs: int, *, record_video
             video_base_dir=str(video.get("video_base_dir", "videos")),
         ),
     )
+
+
+def make_vector_env(
+    env_cfg: Mapping[str, Any],
+    num_envs: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    record_video: bool = True,
+    cuda_device: int | None = None,
+) -> VectorEnv:
+    """The vector env of ``env_cfg``'s simulator for one env worker (or pipeline stage)."""
+    config = vector_env_config(env_cfg, num_envs, record_video=record_video)
+    return VectorEnv(config, simulator_for(env_cfg), rank=rank, world_size=world_size, cuda_device=cuda_device)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlacrl.envs.libero.errors import EnvConfigError
+from vlacrl.envs.errors import EnvConfigError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Run many :class:`LiberoSim` instances, in sub-processes (default) or in this process.
+"""Run many simulations of one simulator, in sub-processes (LIBERO) or in this process (the probe world).
+
+A simulation is any object with the methods the vector env calls (``reset``, ``step_chunk``,
+``get_sim_state``, ``close``; see :mod:`vlacrl.envs.simulator`), built as ``factory(sim_config, task_id)``.
+Sub-processes get the factory as an importable ``"module:Class"`` string.
 
 Each sub-process owns a contiguous slice of the envs and steps them serially; processes step in
 parallel. A command is sent to every involved process first and the replies are gathered after,
@@ -7,13 +11,15 @@ that dies (killed, segfault) is detected from its closed pipe. :meth:`SubprocSim
 both as :class:`EnvWorkerError` naming the env index; :meth:`SubprocSimPool.call_collect` returns
 them as :class:`SimFailure` records instead, and :meth:`SubprocSimPool.restart` replaces a failed
 process with a fresh one for the same envs (the caller restores their episodes, see
-``LiberoVectorEnv`` and docs/reliability.md).
+``VectorEnv`` and docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing as mp
+import os
 import pickle
 import signal
 import traceback
@@ -22,21 +28,26 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vlacrl.envs.libero.errors import EnvWorkerError
+from vlacrl.envs.errors import EnvWorkerError
 
 logger = logging.getLogger(__name__)
 
-MEMORY_PER_SIM_GB = 2.3  # measured RSS of a process with one rendering LIBERO env (libero-offline.md)
 
-
-def default_num_processes(num_envs: int, available_gb: float | None = None) -> int:
-    """As many processes as envs, capped so that their memory fits in 80 % of the available RAM."""
+def default_num_processes(num_envs: int, memory_per_sim_gb: float, available_gb: float | None = None) -> int:
+    """As many processes as envs, capped so that their memory (``memory_per_sim_gb`` each) fits in 80 % of
+    the available RAM."""
     if available_gb is None:
         import psutil  # noqa: PLC0415
 
         available_gb = psutil.virtual_memory().available / 2**30
-    by_memory = max(1, int(0.8 * available_gb / MEMORY_PER_SIM_GB))
+    by_memory = max(1, int(0.8 * available_gb / memory_per_sim_gb))
     return max(1, min(num_envs, by_memory))
+
+
+def import_factory(path: str) -> Callable:
+    """``"package.module:Name"`` → that object."""
+    module_name, name = path.split(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def split_envs(num_envs: int, num_processes: int) -> list[list[int]]:
@@ -74,26 +85,36 @@ class SimFailure:
     cause: str
     exit_code: int | None = None
 
-    def error(self) -> EnvWorkerError:
-        return EnvWorkerError(self.env_index, self.cause)
+    def error(self, simulator: str = "") -> EnvWorkerError:
+        return EnvWorkerError(self.env_index, self.cause, simulator)
 
 
 def _apply(sims: dict, local: int, method: str, args: tuple) -> Any:
     return getattr(sims[local], method)(*args)
 
 
-def _worker_main(conn, env_indices: list[int], sim_config, task_ids: list[int], env_vars: dict) -> None:
-    """Sub-process loop: build the sims, then serve ``(method, [(env_index, args), ...])`` calls."""
-    from vlacrl.envs.libero.render import apply_env  # noqa: PLC0415 - imports nothing heavy
+def apply_env(changes: dict[str, str | None], environ: dict | None = None) -> None:
+    """Set environment variables (a None value deletes the variable)."""
+    env = os.environ if environ is None else environ
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
 
+
+def _worker_main(  # noqa: PLR0917 (a multiprocessing target takes its arguments by position)
+    conn, env_indices: list[int], sim_config, task_ids: list[int], env_vars: dict, factory_path: str
+) -> None:
+    """Sub-process loop: build the sims, then serve ``(method, [(env_index, args), ...])`` calls."""
     apply_env(env_vars)
     current = env_indices[0]
     try:
-        from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415 - after the env vars are set
+        factory = import_factory(factory_path)  # after the env vars are set (renderers read them on import)
 
         sims = {}
         for current, task_id in zip(env_indices, task_ids):
-            sims[current] = LiberoSim(sim_config, task_id)
+            sims[current] = factory(sim_config, task_id)
         conn.send(("ok", None))
         while True:
             method, calls = conn.recv()
@@ -116,9 +137,24 @@ def _worker_main(conn, env_indices: list[int], sim_config, task_ids: list[int], 
 
 
 class SubprocSimPool:
-    """``num_envs`` LIBERO sims spread over ``num_processes`` spawned sub-processes."""
+    """``num_envs`` sims spread over ``num_processes`` spawned sub-processes."""
 
-    def __init__(self, sim_config, task_ids: Sequence[int], num_processes: int, env_vars: dict | None = None):
+    def __init__(
+        self,
+        sim_config,
+        task_ids: Sequence[int],
+        num_processes: int,
+        env_vars: dict | None = None,
+        *,
+        factory: str,
+        label: str = "",
+    ):
+        """
+        Args:
+            factory: ``"module:Class"`` of the simulation, imported in each sub-process.
+            label: the simulator's name in error messages.
+        """
+        self.factory, self.label = factory, label
         self.num_envs = len(task_ids)
         self.slices = split_envs(self.num_envs, num_processes)
         self._owner = {i: p for p, envs in enumerate(self.slices) for i in envs}
@@ -140,7 +176,9 @@ class SubprocSimPool:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(
-            target=_worker_main, args=(child, envs, self._sim_config, task_ids, dict(self._env_vars)), daemon=True
+            target=_worker_main,
+            args=(child, envs, self._sim_config, task_ids, dict(self._env_vars), self.factory),
+            daemon=True,
         )
         proc.start()
         child.close()
@@ -172,7 +210,7 @@ class SubprocSimPool:
     def _receive(self, p: int):
         payload, failure = self._receive_or_failure(p)
         if failure is not None:
-            raise failure.error()
+            raise failure.error(self.label)
         return payload
 
     def call_collect(self, method: str, per_env_args: dict[int, tuple]) -> tuple[dict[int, Any], list[SimFailure]]:
@@ -202,14 +240,14 @@ class SubprocSimPool:
         return results, failures
 
     def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
-        """Call ``LiberoSim.<method>(*args)`` on each given env; all processes work in parallel.
+        """Call ``<sim>.<method>(*args)`` on each given env; all processes work in parallel.
 
         Raises:
             EnvWorkerError: for the first failed process (every process's reply is read first).
         """
         results, failures = self.call_collect(method, per_env_args)
         if failures:
-            raise failures[0].error()
+            raise failures[0].error(self.label)
         return results
 
     def restart(self, p: int, task_ids: Sequence[int]) -> SimFailure | None:
@@ -253,19 +291,20 @@ class SubprocSimPool:
 
 
 class InProcessSimPool:
-    """The same interface with every sim in the calling process (debugging, single-env tools)."""
+    """The same interface with every sim in the calling process (the probe world, debugging, single-env tools).
 
-    def __init__(self, sim_config, task_ids: Sequence[int], sim_factory: Callable | None = None):
-        from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415
+    Nothing can be restarted here: a failing sim raises :class:`EnvWorkerError` at once.
+    """
 
-        factory = sim_factory or LiberoSim
+    def __init__(self, sim_config, task_ids: Sequence[int], factory: Callable, label: str = ""):
+        self.label = label
         self.num_envs = len(task_ids)
         self.sims = {}
         for i, task_id in enumerate(task_ids):
             try:
                 self.sims[i] = factory(sim_config, int(task_id))
             except Exception as exc:
-                raise EnvWorkerError(i, f"{type(exc).__name__}: {exc}") from exc
+                raise EnvWorkerError(i, f"{type(exc).__name__}: {exc}", label) from exc
 
     def call(self, method: str, per_env_args: dict[int, tuple]) -> dict[int, Any]:
         results = {}
@@ -273,7 +312,7 @@ class InProcessSimPool:
             try:
                 results[env_index] = _apply(self.sims, env_index, method, args)
             except Exception as exc:
-                raise EnvWorkerError(env_index, f"{type(exc).__name__}: {exc}") from exc
+                raise EnvWorkerError(env_index, f"{type(exc).__name__}: {exc}", self.label) from exc
         return results
 
     def close(self) -> None:
