@@ -14,6 +14,7 @@ from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError, validate_config
 from vlacrl.envs.registry import prepare_simulators
 from vlacrl.runners import checkpoint
+from vlacrl.runners.cpu_checkpoints import ensure_tiny_checkpoint
 
 logger = logging.getLogger(__name__)
 register_resolvers()
@@ -26,28 +27,6 @@ def local_gpu_count() -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except ImportError:
         return 0
-
-
-def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
-    """Write the tiny checkpoint the CPU defaults point at (``actor.create_tiny_checkpoint``), the first time
-    it is needed: the tiny OpenVLA-OFT directory, or a random Simple CNN checkpoint file."""
-    path = Path(str(cfg.actor.checkpoint_load_path))
-    if not cfg.actor.get("create_tiny_checkpoint", False):
-        return
-    if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
-        if not path.exists():
-            from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
-            from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint  # noqa: PLC0415
-
-            logger.info("creating a random Simple CNN checkpoint in %s (first run)", path)
-            simulator, suite = simulator_for(cfg.env.train), str(cfg.env.train.task_suite_name)
-            names = [simulator.task_language(suite, t) for t in range(simulator.num_tasks(suite))]
-            write_random_cnn_checkpoint(path, names, unnorm_key=str(cfg.actor.model.unnorm_key))
-    elif not (path / "config.json").exists():
-        from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
-
-        logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)
-        write_tiny_checkpoint(path)
 
 
 def resume_dir(resolved: dict[str, Any]) -> Path | None:

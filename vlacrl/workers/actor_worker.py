@@ -251,6 +251,8 @@ class ActorWorker:
         params = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, float(self.cfg["actor"]["optim"]["clip_grad"]))
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        if float(norm) == 0.0 and self.cfg["actor"]["optim"].get("skip_zero_grad_steps", False):
+            return 0.0  # every sample filtered, no extra loss: AdamW would move the weights on momentum alone
         self.optimizer.step()
         return float(norm)
 

@@ -89,6 +89,11 @@ PROBE_TASKS: tuple[ProbeTask, ...] = (
         gripper_open=False,
     ),  # fmt: skip
 )
+#: Task ids: 0-2 move along the three axes (right, top, raise), so a sequence of them can be learnt one after
+#: another without undoing the last; 3-5 are their opposites (learning 3 after 0 must undo 0), 6-7 corners,
+#: 8-9 need a gripper state too.
+ORDER = ("right", "top", "raise", "left", "bottom", "lower", "top_right", "bottom_left", "right_open", "left_closed")
+PROBE_TASKS = tuple(sorted(PROBE_TASKS, key=lambda t: ORDER.index(t.name)))
 NUM_TASKS = len(PROBE_TASKS)
 
 

@@ -1,0 +1,82 @@
+"""The checkpoints the CPU configs point at, made on first use (``actor.create_tiny_checkpoint: True``).
+
+* the tiny random OpenVLA-OFT directory (real architecture, tiny sizes: ``model/tiny-openvla-oft/``);
+* a random Simple CNN checkpoint file (``model_name: simple_cnn``);
+* with an ``actor.tiny_sft`` section, an *SFT base*: the tiny model fine-tuned on the probe expert's demos
+  (``model/tiny-openvla-oft-probe-sft/``), the CPU counterpart of the paper's one-demo-per-task SFT checkpoint
+  that RL starts from (docs/probe.md). Its demos are written to ``tiny_sft.demo_dir`` first when missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
+    """Write the checkpoint ``actor.checkpoint_load_path`` names when the config asks for it and it is missing."""
+    if not cfg.actor.get("create_tiny_checkpoint", False):
+        return
+    path = Path(str(cfg.actor.checkpoint_load_path))
+    if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
+        if not path.exists():
+            _write_random_cnn(cfg, path)
+    elif not (path / "config.json").exists():
+        sft = cfg.actor.get("tiny_sft")
+        if sft:
+            _write_sft_base(cfg, path, sft)
+        else:
+            _write_tiny(path)
+
+
+def _write_tiny(path: Path) -> None:
+    from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
+
+    logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)
+    write_tiny_checkpoint(path)
+
+
+def _write_random_cnn(cfg: DictConfig, path: Path) -> None:
+    from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
+    from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint  # noqa: PLC0415
+
+    logger.info("creating a random Simple CNN checkpoint in %s (first run)", path)
+    simulator, suite = simulator_for(cfg.env.train), str(cfg.env.train.task_suite_name)
+    names = [simulator.task_language(suite, t) for t in range(simulator.num_tasks(suite))]
+    write_random_cnn_checkpoint(path, names, unnorm_key=str(cfg.actor.model.unnorm_key))
+
+
+def _write_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
+    """Tiny base → expert demos of every probe task (``env.train``'s world) → SFT → ``path``."""
+    from vlacrl.data import replay_files  # noqa: PLC0415
+    from vlacrl.data.expert_demos import write_expert_demos  # noqa: PLC0415
+    from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
+    from vlacrl.training.oft_sft import SFTConfig, supervised_finetune  # noqa: PLC0415
+
+    base = Path(str(sft["base_model"]))
+    if not (base / "config.json").exists():
+        _write_tiny(base)
+    simulator = simulator_for(cfg.env.train)
+    if simulator.name != "probe":
+        raise ValueError(f"actor.tiny_sft needs the probe world's expert (env.train is {simulator.name!r})")
+    demo_dir = Path(str(sft["demo_dir"]))
+    files = replay_files(demo_dir) if demo_dir.is_dir() else []
+    if not files:
+        world = simulator.sim_config(cfg.env.train)
+        suite = str(cfg.env.train.task_suite_name)
+        logger.info("recording probe expert demos in %s (first run)", demo_dir)
+        files = write_expert_demos(world, range(simulator.num_tasks(suite)), int(sft["demos_per_task"]), demo_dir)
+    config = SFTConfig(
+        steps=int(sft["steps"]), batch_size=int(sft["batch_size"]), lr=float(sft["lr"]), seed=int(sft.get("seed", 0)),
+        unnorm_key=str(cfg.actor.model.unnorm_key), demos_per_task=int(sft["demos_per_task"]),
+        max_prompt_length=int(cfg.runner.max_prompt_length),
+    )  # fmt: skip
+    logger.info("creating the SFT base %s: %d steps on %d demo files (first run, about a minute)", path, config.steps,
+                len(files))  # fmt: skip
+    record = supervised_finetune(base, files, path, config)
+    logger.info("SFT base ready: token accuracy %.2f, %.0f s", record["last"]["token_accuracy"], record["seconds"])
