@@ -1,8 +1,29 @@
-"""Test-wide settings: CPU rendering with OSMesa unless the caller chose a backend."""
+"""Test-wide settings (CPU rendering with OSMesa unless the caller chose a backend) and the probe SFT base that
+the learning and continual-sequence tests share (built once per session, about a minute)."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"] if os.environ["MUJOCO_GL"] != "glfw" else "osmesa")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def probe_base(tmp_path_factory) -> dict[str, Path]:
+    """The cpu_probe SFT base (tiny OFT fine-tuned on the probe expert's demos) and its demo directory."""
+    from vlacrl.config.compose import compose
+    from vlacrl.runners.cpu_checkpoints import ensure_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("probe_base")
+    paths = {"model": root / "sft", "tiny": root / "tiny", "demos": root / "demos"}
+    cfg = compose("cpu_probe", [
+        f"actor.checkpoint_load_path={paths['model']}", f"actor.tiny_sft.base_model={paths['tiny']}",
+        f"actor.tiny_sft.demo_dir={paths['demos']}",
+    ])  # fmt: skip
+    ensure_tiny_checkpoint(cfg)
+    assert (paths["model"] / "config.json").exists()
+    return paths

@@ -150,7 +150,7 @@ def test_sigkill_mid_task_then_resume_equals_an_uninterrupted_run(tmp_path, tiny
     for tag in LOSSES:  # every step after the resume logs exactly the uninterrupted run's value
         assert sorted(got[tag]) == list(range(resumed_at, 3)), tag
         assert got[tag] == {s: expected[tag][s] for s in range(resumed_at, 3)}, tag
-    assert any(v > 0 for v in expected["train/actor/grad_norm"].values())  # the updates are not trivial
+    assert all(v > 0 for v in expected["train/actor/grad_norm"].values())  # the updates are not trivial
     print(f"resumed at step {resumed_at}; timings (s):", json.dumps({k: round(v, 1) for k, v in timings.items()}))
 
 

@@ -8,7 +8,8 @@ plain ``success_matrix.json``). Run dirs with the same label (``--label``, defau
 trailing ``_seed<S>``) are pooled as seeds of one method. Prints a markdown table (rows: methods; columns:
 AVG, ΔAVG, NBT, FWT, ZS, ΔZS, FAR, BWT, FT, F as "mean ± s.e." in percentage points over seeds) and writes
 ``metrics.md``, ``metrics.csv``, ``<label>_per_seed.json`` (fractions) and PNGs into ``--out`` (default:
-``<first RUN_DIR>/metrics``). Formulas: docs/metrics.md. Bad input: one ``error:`` line, exit code 2.
+``<first RUN_DIR>/metrics``): success heatmaps, per-task curves over stages, the method comparison and
+``learning_curves_<label>_seed<S>.png`` (success per task by global step, from the stages' TensorBoard logs). Formulas: docs/metrics.md. Bad input: one ``error:`` line, exit code 2.
 """
 
 from __future__ import annotations
@@ -139,6 +140,20 @@ def write_plots(runs: list[RunMetrics], out: Path) -> list[Path]:
     return paths
 
 
+def write_run_curves(args: argparse.Namespace, out: Path) -> list[Path]:
+    """Learning curves (success per task by global step) of every RUN_DIR that has a sequence state file."""
+    from vlacrl.metrics.learning_curves import LearningCurveError, write_learning_curves  # noqa: PLC0415
+
+    labels = args.label or [default_label(d) for d in args.run_dirs]
+    paths = []
+    for run_dir, label in zip(args.run_dirs, labels):
+        try:
+            paths += write_learning_curves(run_dir, out, file_stem(label))
+        except LearningCurveError as exc:
+            print(f"note: no learning curves for {run_dir}: {exc}", file=sys.stderr)
+    return paths
+
+
 TABLE_WRITERS: dict[str, Callable[[list[RunMetrics], Path], None]] = {
     "md": lambda runs, out: (out / "metrics.md").write_text(render_markdown(runs)),
     "csv": lambda runs, out: write_csv(runs, out / "metrics.csv"),
@@ -154,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         TABLE_WRITERS[name](runs, out)
     for r in runs:
         write_per_seed(r, out / f"{file_stem(r.label)}_per_seed.json")
-    pngs = [] if args.no_plots else write_plots(runs, out)
+    pngs = [] if args.no_plots else write_plots(runs, out) + write_run_curves(args, out)
     if args.format == "csv":
         print((out / "metrics.csv").read_text(), end="")
     else:

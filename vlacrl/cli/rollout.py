@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--demo-dir", type=Path, default=None, help="write expert demonstrations here (probe expert)")
     p.add_argument("--demos-per-task", type=int, default=10)
     p.add_argument("--probe-action-centre", default=None, help="x,y,z: the probe world's standing-still action")
+    p.add_argument("--probe-step-size", type=float, default=None, help="the probe world's step size (default 0.18)")
     args = p.parse_args(argv)
     args.suite = args.suite or DEFAULT_SUITES.get(args.simulator, "")
     if args.policy == "expert" and args.simulator != "probe":
@@ -74,8 +75,13 @@ def sim_config(args: argparse.Namespace):
     """The simulator's config for these arguments (suite, episode length, probe world settings)."""
     simulator = get_simulator(args.simulator)
     env_cfg = {"task_suite_name": args.suite, "max_episode_steps": args.chunks * CHUNK}
+    world = {}
     if args.probe_action_centre:
-        env_cfg["probe"] = {"action_centre": [float(v) for v in args.probe_action_centre.split(",")]}
+        world["action_centre"] = [float(v) for v in args.probe_action_centre.split(",")]
+    if args.probe_step_size is not None:
+        world["step_size"] = args.probe_step_size
+    if world:
+        env_cfg["probe"] = world
     return simulator, simulator.sim_config(env_cfg)
 
 
