@@ -9,7 +9,8 @@ trailing ``_seed<S>``) are pooled as seeds of one method. Prints a markdown tabl
 AVG, ΔAVG, NBT, FWT, ZS, ΔZS, FAR, BWT, FT, F as "mean ± s.e." in percentage points over seeds) and writes
 ``metrics.md``, ``metrics.csv``, ``<label>_per_seed.json`` (fractions) and PNGs into ``--out`` (default:
 ``<first RUN_DIR>/metrics``): success heatmaps, per-task curves over stages, the method comparison and
-``learning_curves_<label>_seed<S>.png`` (success per task by global step, from the stages' TensorBoard logs). Formulas: docs/metrics.md. Bad input: one ``error:`` line, exit code 2.
+``learning_curves_<label>_seed<S>.png`` (success per task by global step, from the stages' TensorBoard logs).
+Formulas: docs/metrics.md. Bad input: one ``error:`` line, exit code 2.
 """
 
 from __future__ import annotations

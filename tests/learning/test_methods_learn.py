@@ -1,0 +1,56 @@
+"""Every continual-learning method learns a 3-task probe sequence (slow: about 6 minutes per method).
+
+Real Ray + FSDP2 + peft LoRA from the probe SFT base (configs/cpu_probe.yaml, docs/probe.md), tasks 0, 1, 2
+(right, top, raise), 8 global steps per task, the base model evaluated first. A method learns when the mean of
+the success matrix's diagonal (each task evaluated right after its own stage; multitask: its one row) reaches
+0.8 and exceeds the base model's mean on the same tasks by 0.15. ER and iRe-VLA replay the probe expert's demos;
+DER computes its reference logits online (``crl.use_cached_logits=false``).
+"""
+
+import json
+
+import pytest
+from probe_runs import probe_overrides, run_cli
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TASKS = [0, 1, 2]
+DIAGONAL_SUCCESS, MIN_GAIN = 0.8, 0.15
+
+METHODS = {  # method → extra overrides ({demos} is the probe expert's demo directory)
+    "seq_ft": [],
+    "ewc": [],
+    "weight_merge": [],
+    "slca": [],
+    "multitask": [],
+    "crl_vla": [],
+    "er": ["crl.dataset_dir={demos}", "crl.replay_tasks=seen"],
+    "der": ["crl.dataset_dir={demos}", "crl.replay_tasks=seen", "crl.use_cached_logits=false"],
+    "ire_vla": ["crl.dataset_dir={demos}", "crl.stage2_steps=20"],
+}
+
+
+def diagonal(matrix: dict) -> tuple[list[float], float]:
+    """Each task's success after the stage that trained it, and the base row's mean over the same tasks."""
+    columns = {task: i for i, task in enumerate(matrix["tasks"])}
+    base = next(row for row in matrix["rows"] if row["label"] == "base")
+    learned = {}
+    for row in matrix["rows"]:
+        for task in row.get("trained_tasks") or []:
+            learned[task] = row["success"][columns[task]]
+    return [learned[t] for t in TASKS], sum(base["success"][columns[t]] for t in TASKS) / len(TASKS)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_learns_a_three_task_sequence(probe_base, tmp_path, method):
+    extra = [o.format(demos=probe_base["demos"]) for o in METHODS[method]]
+    log_path = tmp_path / method
+    run_cli("vlacrl.cli.crl", probe_overrides(
+        probe_base, log_path, f"crl={method}", f"crl.tasks={TASKS}".replace(" ", ""),
+        f"crl.eval_tasks={TASKS}".replace(" ", ""), "crl.eval_base=True", "env.eval.num_envs=48", *extra,
+    ), timeout=1800)  # fmt: skip
+    matrix = json.loads((log_path / "success_matrix_seed1234.json").read_text())
+    learned, base = diagonal(matrix)
+    mean = sum(learned) / len(learned)
+    print(f"{method}: diagonal {learned} (mean {mean:.2f}), base mean {base:.2f}")
+    assert mean >= DIAGONAL_SUCCESS and mean >= base + MIN_GAIN, matrix
