@@ -37,15 +37,9 @@ def expert_action(config: ProbeConfig, task_id: int, position: np.ndarray | None
 
 
 def expert_chunk(config: ProbeConfig, task_id: int, position: np.ndarray, chunk: int) -> np.ndarray:
-    """[chunk, 7] actions: :func:`expert_action` rolled forward through the world's own dynamics."""
-    position = np.asarray(position, dtype=np.float64).copy()
-    centre = np.asarray(config.action_centre)
-    actions = []
-    for _ in range(chunk):
-        action = expert_action(config, task_id, position)
-        actions.append(action)
-        position = np.clip(position + config.step_size * (action[:3] - centre), -1.0, 1.0)
-    return np.stack(actions)
+    """[chunk, 7] actions: the expert is open-loop, so its chunk is :func:`expert_action` repeated (``position``
+    is accepted for the policy interface and not needed)."""
+    return np.tile(expert_action(config, task_id, position), (chunk, 1))
 
 
 def expert_episode(config: ProbeConfig, task_id: int, trial_id: int, min_steps: int = 16):
