@@ -315,6 +315,26 @@ def test_first_stage_has_no_replay_and_zero_old_terms(crl_tiny_dir, processor):
         method.extra_losses(model, {k: v for k, v in out.items() if k != "crl_returns"}, None)
 
 
+@pytest.mark.parametrize(("overrides", "backbone"), [
+    ((), False), (("algorithm=ppo",), True), (("crl.mc_backbone_grad=true",), True),
+])  # fmt: skip
+def test_mc_loss_reaches_the_backbone_only_when_v_mc_is_the_baseline(crl_tiny_dir, processor, overrides, backbone):
+    """GRPO (auto): L_MC trains the MC head alone; PPO/GAE or an explicit true: the backbone LoRA too."""
+    model, method = setup(make_cfg(crl_tiny_dir, *overrides))
+    batch = rollout_batch(processor)
+    batch.update(method.observe_rollout(batch))
+    out, _ = forward(model, method, micro_from(batch, [*MODEL_KEYS, *method.batch_keys]))
+    method.extra_losses(model, out, None)["crl_vla_mc"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.critics.mc.parameters())
+    lora = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+    assert lora and any(g is not None and g.abs().sum() > 0 for g in lora) == backbone
+
+
+def test_mc_backbone_grad_rejects_a_non_boolean(crl_tiny_dir):
+    with pytest.raises(MethodConfigError, match="mc_backbone_grad"):
+        build_method(make_cfg(crl_tiny_dir, "crl.mc_backbone_grad=maybe"))
+
+
 # ------------------------------------------------------------------------------------------------ B_old
 def _rows(n: int, start: float = 0.0) -> dict[str, torch.Tensor]:
     base = torch.arange(n, dtype=torch.float32) + start

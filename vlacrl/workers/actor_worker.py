@@ -43,6 +43,12 @@ logger = logging.getLogger(__name__)
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
 
 
+def _grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
+    """Total gradient norm of ``params`` (before clipping them to ``max_norm``; ``inf`` only measures)."""
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+
 def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any], method=None) -> torch.optim.AdamW:
     """AdamW over the trainable parameters: the method's groups (SLCA), else value head at ``value_lr``
     and everything else at ``lr``."""
@@ -248,13 +254,30 @@ class ActorWorker:
         return record if self.rank == 0 else {}
 
     def _clip_and_step(self) -> float:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        norm = torch.nn.utils.clip_grad_norm_(params, float(self.cfg["actor"]["optim"]["clip_grad"]))
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        if float(norm) == 0.0 and self.cfg["actor"]["optim"].get("skip_zero_grad_steps", False):
-            return 0.0  # every sample filtered, no extra loss: AdamW would move the weights on momentum alone
+        """Clip the gradients, step AdamW; returns the gradient norm (before clipping) of the jointly clipped groups.
+
+        All parameter groups are clipped together to ``actor.optim.clip_grad`` (the reference), except groups a
+        method marks ``own_clip`` (the CRL-VLA critic), which are clipped alone so that a critic's loss scale
+        does not shrink the policy's step. With ``actor.optim.skip_zero_grad_steps`` a group whose gradient is
+        exactly zero (every sample filtered, no extra loss reaching it) is not stepped: AdamW would move it on
+        momentum alone.
+        """
+        optim = self.cfg["actor"]["optim"]
+        clip = float(optim["clip_grad"])
+        groups = [[p for p in g["params"] if p.requires_grad] for g in self.optimizer.param_groups]
+        own = [bool(g.get("own_clip")) for g in self.optimizer.param_groups]
+        norm = _grad_norm([p for ps, alone in zip(groups, own) if not alone for p in ps], clip)
+        for params in (ps for ps, alone in zip(groups, own) if alone):
+            _grad_norm(params, clip)
+        if optim.get("skip_zero_grad_steps", False):
+            stepped = [ps for ps in groups if _grad_norm(ps, float("inf")) > 0.0]
+            if not stepped:
+                return 0.0
+            for params in (ps for ps in groups if not any(ps is s for s in stepped)):
+                for param in params:
+                    param.grad = None  # AdamW leaves parameters without a gradient alone
         self.optimizer.step()
-        return float(norm)
+        return norm
 
     def _average_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
         """Means averaged over the actor ranks; extremes (``*_max`` / ``*_min``) max / min reduced."""

@@ -73,6 +73,20 @@ def shard_critics(critics: GCVFCritics, device: torch.device, cpu_offload: bool)
     fully_shard(critics.frozen, **kwargs)
 
 
+def mc_trains_backbone(setting: Any, cfg: Mapping[str, Any]) -> bool:
+    """Whether η·L_MC reaches the backbone LoRA through h(s) (``crl.mc_backbone_grad``; null = auto).
+
+    Auto: yes when V_MC is the advantage baseline (GAE, ``algorithm.adv_type: embodied_gae``), as a PPO value
+    head trains the shared backbone; no under GRPO, whose advantages are group-normalised and never read V_MC,
+    so L_MC trains the MC head alone (docs/methods/crl_vla.md, "GRPO port").
+    """
+    if setting is not None:
+        if not isinstance(setting, bool):
+            raise MethodConfigError(f"crl.mc_backbone_grad must be true, false or null, got {setting!r}")
+        return setting
+    return str(nested_get(cfg, "algorithm.adv_type", "embodied_grpo")) == "embodied_gae"
+
+
 def _max_over_ranks(value: int) -> int:
     if not dist.is_initialized():
         return value
@@ -113,6 +127,7 @@ class CRLVLA(SeqFT):
         self.b_old_batch = int(p.get("b_old_batch_size") or nested_get(cfg, "actor.micro_batch_size", 1))
         self.seed = int(p["sample_seed"] if p.get("sample_seed") is not None else nested_get(cfg, "actor.seed", 0))
         self.reset_mc_critic = bool(_param(p, "reset_mc_critic"))
+        self.mc_trains_backbone = mc_trains_backbone(p.get("mc_backbone_grad"), cfg)
         if min(self.alpha, self.beta, self.eta) < 0 or self.per_task < 0 or self.b_old_batch < 1:
             raise MethodConfigError("crl.alpha/beta/eta and crl.b_old_per_task must be >= 0, b_old_batch_size >= 1")
         self.critics: GCVFCritics | None = None
@@ -188,7 +203,8 @@ class CRLVLA(SeqFT):
         self.buffer.capacity = self.capacity
 
     def param_groups(self, model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> list[dict] | None:
-        """The actor's default groups (``lr``; value head at ``value_lr``) plus the MC critic at ``crl.critic_lr``."""
+        """The actor's default groups (``lr``; value head at ``value_lr``) plus the MC critic at ``crl.critic_lr``,
+        clipped on its own (``own_clip``: its loss scale must not shrink the policy's clipped step)."""
         betas = (float(optim_cfg["adam_beta1"]), float(optim_cfg["adam_beta2"]))
         critic_ids = {id(p) for p in self.critics.parameters()} if self.critics is not None else set()
         members: dict[str, list] = {"policy": [], "value_head": [], "crl_vla_critic": []}
@@ -199,7 +215,8 @@ class CRLVLA(SeqFT):
             members["crl_vla_critic" if id(param) in critic_ids else key].append(param)
         lrs = {"policy": float(optim_cfg["lr"]), "value_head": float(optim_cfg["value_lr"]),
                "crl_vla_critic": self.critic_lr}  # fmt: skip
-        return [{"params": ps, "lr": lrs[k], "betas": betas, "name": k} for k, ps in members.items() if ps]
+        return [{"params": ps, "lr": lrs[k], "betas": betas, "name": k, "own_clip": k == "crl_vla_critic"}
+                for k, ps in members.items() if ps]  # fmt: skip
 
     # ------------------------------------------------------------------------------------- per global step
     def observe_rollout(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -228,15 +245,19 @@ class CRLVLA(SeqFT):
             return None
         return tokens_to_normalized_actions(tokens, self._token_range[1], self._token_range[1] - self._token_range[0])
 
-    def _critic_inputs(self, rows: slice, input_ids, attention_mask, action_tokens):
+    def _critic_inputs(self, rows: slice, input_ids, attention_mask, action_tokens, detach_state: bool = False):
         state = self.tap.state_feature(rows)
+        state = state.detach() if detach_state else state
         goal = self.tap.goal_embedding(input_ids, attention_mask, rows)
         action = self._action_encoding(None if action_tokens is None else action_tokens.to(state.device))
         return state, goal, action
 
-    def critic_values(self, head: str, input_ids, attention_mask, action_tokens=None, rows=slice(None)):
-        """Values [B] of ``head`` (``mc`` or ``frozen``) for rows ``rows`` of the policy's last forward."""
-        state, goal, action = self._critic_inputs(rows, input_ids, attention_mask, action_tokens)
+    def critic_values(
+        self, head: str, input_ids, attention_mask, action_tokens=None, rows=slice(None), *, detach_state=False
+    ):
+        """Values [B] of ``head`` (``mc`` or ``frozen``) for rows ``rows`` of the policy's last forward; with
+        ``detach_state`` no gradient reaches the backbone through h(s)."""
+        state, goal, action = self._critic_inputs(rows, input_ids, attention_mask, action_tokens, detach_state)
         return getattr(self.critics, head)(state, goal, action)
 
     def extra_losses(
@@ -266,7 +287,8 @@ class CRLVLA(SeqFT):
     def _new_task_terms(self, outputs: Mapping[str, torch.Tensor], n_rl: int, metrics: dict) -> torch.Tensor:
         """L_MC on the valid RL rows; M_new = max |G − V_MC|; the sampled KL for the early stop."""
         values = self.critic_values("mc", outputs["input_ids"], outputs["attention_mask"],
-                                    outputs.get("action_tokens"), slice(0, n_rl))  # fmt: skip
+                                    outputs.get("action_tokens"), slice(0, n_rl),
+                                    detach_state=not self.mc_trains_backbone)  # fmt: skip
         returns = outputs["crl_returns"].reshape(-1).to(values.device)
         mask = outputs["crl_mask"].reshape(-1).bool().to(values.device)
         loss = L.mc_value_loss(values, returns, mask)
@@ -337,7 +359,8 @@ class CRLVLA(SeqFT):
         the MC critic trains through η·L_MC alone, on Monte-Carlo returns as the paper's dual critic."""
         n_rl = int(outputs["input_ids"].shape[0])
         values = self.critic_values("mc", outputs["input_ids"], outputs["attention_mask"],
-                                    outputs.get("action_tokens"), slice(0, n_rl))  # fmt: skip
+                                    outputs.get("action_tokens"), slice(0, n_rl),
+                                    detach_state=not self.mc_trains_backbone)  # fmt: skip
         return values.detach().float()[:, None]
 
     def stop_update(self) -> bool:
