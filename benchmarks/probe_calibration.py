@@ -1,10 +1,13 @@
-"""Success of an OpenVLA-OFT directory on each probe task, in this process (no Ray): the calibration numbers of
-configs/cpu_probe.yaml and docs/probe.md.
+"""Success of a policy on each probe task, in this process (no Ray): the calibration numbers of
+configs/cpu_probe.yaml, configs/cpu_probe_cnn.yaml and docs/probe.md.
 
     python benchmarks/probe_calibration.py model/tiny-openvla-oft-probe-sft --tasks 0,1,2,3 --episodes 16
+    python benchmarks/probe_calibration.py model/simple-cnn-probe-sft/best_checkpoint.pt --step-size 0.05
 
-Prints per task: success rate (temperature 1.6 sampling, as training rollouts; and greedy) and the mean xyz
-action. A base policy that RL can improve has success well above 0 and below 1 on the tasks it will train on.
+The policy is an OpenVLA-OFT directory or a Simple CNN checkpoint file (``.pt``). Prints per task: success rate
+(sampled as training rollouts sample: temperature 1.6 for OpenVLA-OFT, softmax of the logits for the CNN; and
+greedy) and the mean xyz action. A base policy that RL can improve has success well above 0 and below 1 on the
+tasks it will train on.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ from vlacrl.envs.registry import get_simulator
 from vlacrl.envs.vector_env import VectorEnv, VectorEnvConfig
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
 from vlacrl.models.openvla_oft.checkpoint import load_policy
+from vlacrl.models.simple_cnn_rl import SimpleCNNProcessor, load_rl_policy
+
+
+def load(path: str, unnorm_key: str):
+    """(policy, processor) of an OpenVLA-OFT directory or a Simple CNN checkpoint file."""
+    if path.endswith(".pt"):
+        policy = load_rl_policy(path).eval()
+        return policy, SimpleCNNProcessor(policy.meta["task_id_map"])
+    policy = load_policy(path, dtype=torch.float32, unnorm_key=unnorm_key)
+    return policy, OpenVLAOFTProcessor.from_model_dir(path)
 
 
 def task_success(policy, processor, world, task_id: int, episodes: int, *, greedy: bool, seed: int) -> dict:
@@ -30,7 +43,10 @@ def task_success(policy, processor, world, task_id: int, episodes: int, *, greed
     with VectorEnv(config, get_simulator("probe")) as env:
         obs = env.start_epoch()
         for _ in range(world.max_episode_steps // policy.num_action_chunks):
-            inputs = processor(obs["task_descriptions"], torch.from_numpy(obs["full_image"]).float())
+            images = torch.from_numpy(obs["full_image"])
+            inputs = processor(
+                obs["task_descriptions"], images if isinstance(processor, SimpleCNNProcessor) else images.float()
+            )
             prediction = policy.predict_action_batch(
                 inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], greedy=greedy,
                 generator=generator,
@@ -53,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unnorm-key", default="libero_spatial_no_noops")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    policy = load_policy(args.model_dir, dtype=torch.float32, unnorm_key=args.unnorm_key)
-    processor = OpenVLAOFTProcessor.from_model_dir(args.model_dir)
+    policy, processor = load(args.model_dir, args.unnorm_key)
     world = get_simulator("probe").sim_config({
         "task_suite_name": "probe",
         "max_episode_steps": args.max_episode_steps,

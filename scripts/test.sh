@@ -7,5 +7,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-osmesa}"
-if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
+if [ "$#" -eq 0 ]; then set -- -m "not slow" --durations=25; fi
 exec "$VLACRL_PY" -m pytest "$@"

@@ -12,10 +12,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
+REPLAY_DEMOS_PER_TASK = 8
+
+
 @pytest.fixture(scope="session")
 def probe_base(tmp_path_factory) -> dict[str, Path]:
-    """The cpu_probe SFT base (tiny OFT fine-tuned on the probe expert's demos) and its demo directory."""
+    """The cpu_probe SFT base (tiny OFT fine-tuned on the first 2 of the probe expert's demos per task) and its demo
+    directory (``REPLAY_DEMOS_PER_TASK`` per task: ER and DER need at least one micro-batch of replay samples)."""
     from vlacrl.config.compose import compose
+    from vlacrl.data.expert_demos import write_expert_demos
+    from vlacrl.envs.registry import simulator_for
     from vlacrl.runners.cpu_checkpoints import ensure_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("probe_base")
@@ -24,6 +30,8 @@ def probe_base(tmp_path_factory) -> dict[str, Path]:
         f"actor.checkpoint_load_path={paths['model']}", f"actor.tiny_sft.base_model={paths['tiny']}",
         f"actor.tiny_sft.demo_dir={paths['demos']}",
     ])  # fmt: skip
+    simulator = simulator_for(cfg.env.train)
+    write_expert_demos(simulator.sim_config(cfg.env.train), range(10), REPLAY_DEMOS_PER_TASK, paths["demos"])
     ensure_tiny_checkpoint(cfg)
     assert (paths["model"] / "config.json").exists()
     return paths

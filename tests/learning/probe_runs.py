@@ -17,9 +17,9 @@ def probe_overrides(probe_base: dict[str, Path], log_path: Path, *extra: str) ->
     ]  # fmt: skip
 
 
-def run_cli(module: str, overrides: list[str], *, env: dict | None = None, timeout: int = 900):
-    """``python -m module --config-name cpu_probe overrides...`` as a user runs it; a non-zero exit fails."""
-    cmd = [sys.executable, "-m", module, "--config-name", "cpu_probe", *overrides]
+def run_cli(module: str, overrides: list[str], *, env: dict | None = None, timeout: int = 900, config="cpu_probe"):
+    """``python -m module --config-name <config> overrides...`` as a user runs it; a non-zero exit fails."""
+    cmd = [sys.executable, "-m", module, "--config-name", config, *overrides]
     result = subprocess.run(
         cmd,
         capture_output=True,

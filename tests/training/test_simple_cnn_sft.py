@@ -101,3 +101,53 @@ def test_cli_missing_data_is_a_one_line_error(tmp_path, capsys):
     empty.mkdir()
     assert main(["--data", str(empty), "--out", str(tmp_path / "out")]) == 2
     assert "no .hdf5 files" in capsys.readouterr().err
+
+
+def test_label_smoothing_targets_a_mixture_of_the_demo_bin_and_uniform():
+    from vlacrl.training.simple_cnn_sft import chunk_cross_entropy
+
+    targets = torch.tensor([[3, 7]])
+    eps = 0.8
+    mixture = torch.full((1, 2, 256), eps / 256)
+    mixture[0, 0, 3] += 1 - eps
+    mixture[0, 1, 7] += 1 - eps
+    optimum = mixture.log()  # logits whose softmax is the smoothed target
+    entropy = float(-(mixture * mixture.log()).sum(-1).mean())
+    assert float(chunk_cross_entropy(optimum, targets, eps)) == pytest.approx(entropy, rel=1e-5)
+    peaked = torch.zeros(1, 2, 256)
+    peaked[0, 0, 3] = peaked[0, 1, 7] = 20.0  # the unsmoothed optimum is worse under smoothing
+    assert float(chunk_cross_entropy(peaked, targets, eps)) > entropy + 1.0
+    assert float(chunk_cross_entropy(peaked, targets)) < 1e-6
+
+
+def test_probe_cnn_sft_base_is_made_on_first_use(tmp_path):
+    """cpu_probe_cnn's ``actor.tiny_sft``: demos recorded at cpu_probe's step size, the CNN pre-trained at the
+    RL image size, the last epoch written where ``actor.checkpoint_load_path`` points."""
+    import dataclasses
+
+    import h5py
+
+    from vlacrl.config.compose import compose
+    from vlacrl.data.expert_demos import write_expert_demos
+    from vlacrl.envs.registry import simulator_for
+    from vlacrl.models.simple_cnn_rl import load_rl_policy
+    from vlacrl.runners.cpu_checkpoints import ensure_tiny_checkpoint
+
+    path = tmp_path / "cnn" / "best_checkpoint.pt"
+    cfg = compose("cpu_probe_cnn", [
+        f"actor.checkpoint_load_path={path}", f"actor.tiny_sft.demo_dir={tmp_path / 'demos'}",
+        "actor.tiny_sft.epochs=1", "actor.tiny_sft.demos_per_task=1",
+    ])  # fmt: skip
+    ensure_tiny_checkpoint(cfg)
+    policy = load_rl_policy(path)
+    assert len(policy.meta["task_id_map"]) == 10 and policy.meta["epoch"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["best_checkpoint.pt"]  # no epoch files left over
+    frames = {}
+    for step in (0.05, 0.12):  # the same demo recorded directly at cpu_probe's and at cpu_probe_cnn's step size
+        world = dataclasses.replace(simulator_for(cfg.env.train).sim_config(cfg.env.train), step_size=step)
+        (written,) = write_expert_demos(world, [0], 1, tmp_path / f"ref_{step}")
+        with h5py.File(written) as demos:
+            frames[step] = demos["data/demo_0/obs/agentview_rgb"][:]
+    with h5py.File(tmp_path / "demos" / written.name) as demos:
+        recorded = demos["data/demo_0/obs/agentview_rgb"][:]
+    assert np.array_equal(recorded, frames[0.05]) and not np.array_equal(recorded, frames[0.12])

@@ -33,9 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-every", type=int, default=5, help="write checkpoint_epoch_<e>.pt every N epochs")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--demos-per-task", type=int, help="first N demos of each file (default: all)")
+    parser.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="CE label smoothing in [0, 1) (0 = the reference)"
+    )
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or not 0.0 <= args.val_fraction < 1.0:
         parser.error("--epochs and --batch-size must be >= 1 and --val-fraction in [0, 1)")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        parser.error("--label-smoothing must be in [0, 1)")
     return args
 
 
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data, out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         unnorm_key=args.unnorm_key, save_every=args.save_every, num_workers=args.num_workers,
-        demos_per_task=args.demos_per_task,
+        demos_per_task=args.demos_per_task, label_smoothing=args.label_smoothing,
     )  # fmt: skip
     try:
         result = train_simple_cnn(cfg)

@@ -2,18 +2,23 @@
 
 * the tiny random OpenVLA-OFT directory (real architecture, tiny sizes: ``model/tiny-openvla-oft/``);
 * a random Simple CNN checkpoint file (``model_name: simple_cnn``);
-* with an ``actor.tiny_sft`` section, an *SFT base*: the tiny model fine-tuned on the probe expert's demos
-  (``model/tiny-openvla-oft-probe-sft/``), the CPU counterpart of the paper's one-demo-per-task SFT checkpoint
-  that RL starts from (docs/probe.md). Its demos are written to ``tiny_sft.demo_dir`` first when missing.
+* with an ``actor.tiny_sft`` section, an *SFT base* trained on the probe expert's demos, the CPU counterpart of
+  the paper's SFT checkpoints that RL starts from (docs/probe.md): the tiny OpenVLA-OFT fine-tuned
+  (``model/tiny-openvla-oft-probe-sft/``), or the Simple CNN pre-trained with its own recipe and label smoothing
+  (``model/simple-cnn-probe-sft/best_checkpoint.pt``). The demos are written to ``tiny_sft.demo_dir`` first
+  when missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +28,11 @@ def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
     if not cfg.actor.get("create_tiny_checkpoint", False):
         return
     path = Path(str(cfg.actor.checkpoint_load_path))
+    sft = cfg.actor.get("tiny_sft")
     if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
         if not path.exists():
-            _write_random_cnn(cfg, path)
+            _write_cnn_sft_base(cfg, path, sft) if sft else _write_random_cnn(cfg, path)
     elif not (path / "config.json").exists():
-        sft = cfg.actor.get("tiny_sft")
         if sft:
             _write_sft_base(cfg, path, sft)
         else:
@@ -51,16 +56,13 @@ def _write_random_cnn(cfg: DictConfig, path: Path) -> None:
     write_random_cnn_checkpoint(path, names, unnorm_key=str(cfg.actor.model.unnorm_key))
 
 
-def _write_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
-    """Tiny base → expert demos of every probe task (``env.train``'s world) → SFT → ``path``."""
+def _expert_demo_files(cfg: DictConfig, sft: Mapping[str, Any]) -> list[Path]:
+    """The probe expert's demo files in ``sft.demo_dir`` (``sft.demos_per_task`` per task of ``env.train``'s
+    world, at ``sft.demo_step_size`` when given), recorded first when the folder has none."""
     from vlacrl.data import replay_files  # noqa: PLC0415
     from vlacrl.data.expert_demos import write_expert_demos  # noqa: PLC0415
     from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
-    from vlacrl.training.oft_sft import SFTConfig, supervised_finetune  # noqa: PLC0415
 
-    base = Path(str(sft["base_model"]))
-    if not (base / "config.json").exists():
-        _write_tiny(base)
     simulator = simulator_for(cfg.env.train)
     if simulator.name != "probe":
         raise ValueError(f"actor.tiny_sft needs the probe world's expert (env.train is {simulator.name!r})")
@@ -68,9 +70,45 @@ def _write_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None
     files = replay_files(demo_dir) if demo_dir.is_dir() else []
     if not files:
         world = simulator.sim_config(cfg.env.train)
+        if sft.get("demo_step_size") is not None:  # configs sharing a demo folder record the same demos
+            world = dataclasses.replace(world, step_size=float(sft["demo_step_size"]))
         suite = str(cfg.env.train.task_suite_name)
         logger.info("recording probe expert demos in %s (first run)", demo_dir)
         files = write_expert_demos(world, range(simulator.num_tasks(suite)), int(sft["demos_per_task"]), demo_dir)
+    return files
+
+
+def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
+    """Expert demos → the Simple CNN's supervised recipe with ``sft.label_smoothing`` → the last epoch at ``path``
+    (not the lowest validation loss: with a few hundred samples that can be an early, barely trained epoch)."""
+    from vlacrl.training.simple_cnn_sft import SFTConfig, train_simple_cnn  # noqa: PLC0415
+
+    files = _expert_demo_files(cfg, sft)
+    size = cfg.actor.model.get("image_size", 224)  # the size the RL run will feed it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
+        config = SFTConfig(
+            data=files, out_dir=out_dir, epochs=int(sft["epochs"]), batch_size=int(sft["batch_size"]),
+            lr=float(sft["lr"]), seed=int(sft.get("seed", 0)), label_smoothing=float(sft.get("label_smoothing", 0)),
+            unnorm_key=str(cfg.actor.model.unnorm_key), demos_per_task=int(sft["demos_per_task"]),
+            save_every=int(sft["epochs"]), device="cpu", show_progress=False,
+            image_size=int(size[0] if isinstance(size, (list, tuple, ListConfig)) else size),
+        )  # fmt: skip
+        logger.info("creating the Simple CNN SFT base %s: %d epochs on %d demo files (first run)",
+                    path, config.epochs, len(files))  # fmt: skip
+        result = train_simple_cnn(config)
+        os.replace(Path(out_dir) / f"checkpoint_epoch_{config.epochs}.pt", path)
+    logger.info("Simple CNN SFT base ready: validation loss %.3f", result.history[-1]["val_loss"])
+
+
+def _write_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
+    """Tiny base → expert demos of every probe task (``env.train``'s world) → SFT → ``path``."""
+    from vlacrl.training.oft_sft import SFTConfig, supervised_finetune  # noqa: PLC0415
+
+    base = Path(str(sft["base_model"]))
+    if not (base / "config.json").exists():
+        _write_tiny(base)
+    files = _expert_demo_files(cfg, sft)
     config = SFTConfig(
         steps=int(sft["steps"]), batch_size=int(sft["batch_size"]), lr=float(sft["lr"]), seed=int(sft.get("seed", 0)),
         unnorm_key=str(cfg.actor.model.unnorm_key), demos_per_task=int(sft["demos_per_task"]),

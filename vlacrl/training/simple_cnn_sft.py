@@ -68,6 +68,7 @@ class SFTConfig:
     num_workers: int = 0
     demos_per_task: int | None = None
     show_progress: bool = True
+    label_smoothing: float = 0.0  # 0 = the reference; > 0 leaves a uniform share in the policy (docs/probe.md)
 
 
 @dataclass
@@ -198,17 +199,24 @@ def split_train_val(num_samples: int, val_fraction: float, seed: int) -> tuple[l
 # ---------------------------------------------------------------------------------------------- training
 
 
-def chunk_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean CE over all B·56 outputs: logits [B, 56, n_bins], targets [B, 56] int64 → scalar."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+def chunk_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean CE over all B·56 outputs: logits [B, 56, n_bins], targets [B, 56] int64 → scalar.
+
+    With ``label_smoothing`` ε the target is ``(1 − ε)·onehot + ε/n_bins``: a converged model samples the demo's
+    bin with probability ≈ 1 − ε and a uniform bin otherwise.
+    """
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    return F.cross_entropy(flat, targets.reshape(-1), label_smoothing=label_smoothing)
 
 
-def batch_loss(model: SimpleCNNPolicy, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+def batch_loss(
+    model: SimpleCNNPolicy, batch: dict[str, torch.Tensor], device: torch.device, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Collated batch (``pixel_values`` [B, 3, S, S], ``task_ids`` [B], ``targets`` [B, 56]) → mean CE."""
     pixels, task_ids, targets = (
         batch[k].to(device, non_blocking=True) for k in ("pixel_values", "task_ids", "targets")
     )
-    return chunk_cross_entropy(model(pixels, task_ids), targets)
+    return chunk_cross_entropy(model(pixels, task_ids), targets, label_smoothing)
 
 
 def train_one_epoch(
@@ -219,13 +227,14 @@ def train_one_epoch(
     *,
     desc: str = "train",
     progress: bool = True,
+    label_smoothing: float = 0.0,
 ) -> float:
     """One pass over ``loader`` in train mode; returns the sample-weighted mean loss."""
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
     for batch in bar:
-        loss = batch_loss(model, batch, device)
+        loss = batch_loss(model, batch, device, label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -236,12 +245,19 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: SimpleCNNPolicy, loader: DataLoader, device: torch.device, *, progress: bool = True) -> float:
+def evaluate(
+    model: SimpleCNNPolicy,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    progress: bool = True,
+    label_smoothing: float = 0.0,
+) -> float:
     """Mean loss over ``loader`` in eval mode (NaN when empty)."""
     model.eval()
     total, count = 0.0, 0
     for batch in tqdm(loader, desc="validation", disable=not progress, leave=False):
-        total += batch_loss(model, batch, device).item() * len(batch["targets"])
+        total += batch_loss(model, batch, device, label_smoothing).item() * len(batch["targets"])
         count += len(batch["targets"])
     return total / count if count else math.nan
 
@@ -292,8 +308,9 @@ def train_simple_cnn(cfg: SFTConfig) -> SFTResult:
     best = math.inf
     for epoch in range(1, cfg.epochs + 1):
         desc = f"epoch {epoch}/{cfg.epochs}"
-        train_loss = train_one_epoch(model, train_loader, optimizer, device, desc=desc, progress=cfg.show_progress)
-        val_loss = evaluate(model, val_loader, device, progress=cfg.show_progress)
+        smoothing = {"progress": cfg.show_progress, "label_smoothing": cfg.label_smoothing}
+        train_loss = train_one_epoch(model, train_loader, optimizer, device, desc=desc, **smoothing)
+        val_loss = evaluate(model, val_loader, device, **smoothing)
         improved = not math.isnan(val_loss) and val_loss < best
         best = val_loss if improved else best
         result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
