@@ -67,7 +67,11 @@ def _expert_demo_files(cfg: DictConfig, sft: Mapping[str, Any]) -> list[Path]:
     if simulator.name != "probe":
         raise ValueError(f"actor.tiny_sft needs the probe world's expert (env.train is {simulator.name!r})")
     demo_dir = Path(str(sft["demo_dir"]))
-    files = replay_files(demo_dir) if demo_dir.is_dir() else []
+    files = (
+        _in_task_order(replay_files(demo_dir), simulator, str(cfg.env.train.task_suite_name))
+        if demo_dir.is_dir()
+        else []
+    )
     if not files:
         world = simulator.sim_config(cfg.env.train)
         if sft.get("demo_step_size") is not None:  # configs sharing a demo folder record the same demos
@@ -76,6 +80,16 @@ def _expert_demo_files(cfg: DictConfig, sft: Mapping[str, Any]) -> list[Path]:
         logger.info("recording probe expert demos in %s (first run)", demo_dir)
         files = write_expert_demos(world, range(simulator.num_tasks(suite)), int(sft["demos_per_task"]), demo_dir)
     return files
+
+
+def _in_task_order(files: list[Path], simulator, suite: str) -> list[Path]:
+    """Demo files in task-id order (as they are written), others after them by name: the SFT base's sample order,
+    and so the base itself, must not depend on whether the demos were recorded in this run or an earlier one."""
+    from vlacrl.data.formats import cache_file_name  # noqa: PLC0415
+
+    names = [cache_file_name(simulator.task_language(suite, t)) for t in range(simulator.num_tasks(suite))]
+    rank = {name: i for i, name in enumerate(names)}
+    return sorted(files, key=lambda path: (rank.get(path.name, len(names)), path.name))
 
 
 def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
