@@ -49,6 +49,12 @@ def test_reference_config_sizes(model_dir):
         (["crl=ewc", "crl.previous_fisher_path=/nowhere/ewc.pt"], "previous_fisher_path: /nowhere/ewc.pt is missing"),
         (["crl=er", "crl.dataset_dir=/nowhere"], "crl.dataset_dir: replay data directory /nowhere does not exist"),
         (["crl=weight_merge", "crl.merge_coefficient=2"], "crl.method=weight_merge: crl.merge_coefficient must be"),
+        (["crl.tasks=[]"], "crl.tasks: \\[\\] names no task"),
+        (["crl.tasks=[1,2,1]"], "crl.tasks: task\\(s\\) \\[1\\] appear more than once"),
+        (["crl.eval_tasks=[0,0]"], "crl.eval_tasks: task\\(s\\) \\[0\\] appear more than once"),
+        (["runner.max_epochs=-1"], "runner.max_epochs must be an integer >= 1, got -1"),
+        (["runner.max_epochs=abc"], "runner.max_epochs must be an integer >= 1, got 'abc'"),
+        (["algorithm.eval_rollout_epoch=0"], "algorithm.eval_rollout_epoch must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_config_gives_one_line(model_dir, overrides, message):

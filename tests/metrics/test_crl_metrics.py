@@ -9,6 +9,7 @@ The main example: 5 evaluated tasks, 3 trained in sequence (task 0, then 1, then
     stage_2  0.7  0.8  1.0  | 0.4  0.4     trains t2   (K = T = 3)
 """
 
+import json
 import math
 
 import numpy as np
@@ -178,6 +179,24 @@ def test_loader_plain_file_and_errors(tmp_path):
     (tmp_path / "bad" / "success_matrix_seed1.json").write_text('{"tasks": [0]}')
     with pytest.raises(MetricsError, match="not a success matrix"):
         load_run(tmp_path / "bad")
+
+
+@pytest.mark.parametrize(
+    ("rows", "labels", "tasks", "message"),
+    [
+        ([[1.5, 0.5]], ["stage_0"], [0, 1], r"success 1\.5 of row 'stage_0', task 0 is not a fraction in \[0, 1\]"),
+        ([[0.5, -0.5]], ["stage_0"], [0, 1], r"success -0\.5 of row 'stage_0', task 1 is not a fraction"),
+        ([[0.5, float("nan")]], ["stage_0"], [0, 1], r"success nan of row 'stage_0', task 1"),
+        ([[0.5, 0.5], [0.5, 0.5]], ["stage_0", "stage_0"], [0, 1], r"row label\(s\) \['stage_0'\] appear more"),
+        ([[0.5, 0.5]], ["stage_0"], [0, 0], r"task\(s\) \[0\] appear more than once"),
+        ([[0.5, 0.5], [0.5]], ["stage_0", "stage_1"], [0, 1], "not a success matrix|one success value per task"),
+    ],
+)
+def test_impossible_matrices_are_refused(tmp_path, rows, labels, tasks, message):
+    data = {"tasks": tasks, "rows": [{"label": lb, "trained_tasks": [0], "success": r} for lb, r in zip(labels, rows)]}
+    (tmp_path / "success_matrix_seed1.json").write_text(json.dumps(data))
+    with pytest.raises(MetricsError, match=message):
+        load_run(tmp_path, allow_missing=True)
 
 
 def test_missing_cells_fail_unless_allowed(tmp_path):

@@ -204,6 +204,9 @@ def check_cnn_paths(cfg: DictConfig) -> None:
 
 
 def check_runner(cfg: DictConfig, placement) -> None:
+    if not _get(cfg, "runner.only_eval", False):
+        _require_int(cfg, "runner.max_epochs")
+    _require_int(cfg, "algorithm.eval_rollout_epoch")
     backends = list(_get(cfg, "runner.logger.logger_backends", []) or [])
     unknown = [b for b in backends if b not in ("console", "tensorboard", "wandb")]
     if unknown:

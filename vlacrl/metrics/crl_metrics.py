@@ -241,6 +241,22 @@ def notes(m: CRLMatrix) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------- one seed
+NOT_EVALUATED = -1.0  # the success matrix's marker of a cell that was not evaluated
+
+
+def _check_cells(where: str, tasks: list[int], labels: list[str], success: np.ndarray) -> None:
+    """Success fractions in [0, 1] (or the not-evaluated marker -1), distinct task columns and row labels."""
+    bad = ~(((success >= 0.0) & (success <= 1.0)) | (success == NOT_EVALUATED))
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise MetricsError(f"{where}: success {success[row, col]!r} of row {labels[row]!r}, task {tasks[col]} is not a "
+                           f"fraction in [0, 1] (or {NOT_EVALUATED}: not evaluated)")  # fmt: skip
+    for name, values in (("task", tasks), ("row label", labels)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise MetricsError(f"{where}: {name}(s) {repeated} appear more than once")
+
+
 @dataclass
 class SeedMatrix:
     """One seed's ``success_matrix*.json`` as written by ``vlacrl.runners.continual.SuccessMatrix``.
@@ -277,7 +293,8 @@ class SeedMatrix:
             raise MetricsError(f"{where}: no evaluation rows yet")
         if success.shape != (len(rows), len(tasks)):
             raise MetricsError(f"{where}: every row needs one success value per task ({len(tasks)} tasks)")
-        success[success < 0] = np.nan
+        _check_cells(where, tasks, labels, success)
+        success[success == NOT_EVALUATED] = np.nan
         return cls(tasks, labels, trained, success, seed, source)
 
     @property

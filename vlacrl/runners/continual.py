@@ -37,7 +37,7 @@ def parse_task_range(value: Any) -> list[int]:
     if isinstance(value, int):
         return [value]
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return [int(v) for v in value]
+        return _distinct([int(v) for v in value], value)
     text = re.sub(r"[\[\]() ]", "", str(value))
     parts = [p for p in text.split(",") if p]
     try:
@@ -49,6 +49,18 @@ def parse_task_range(value: Any) -> list[int]:
     if len(numbers) != 2 or numbers[0] >= numbers[1]:
         raise ConfigError(f"crl.tasks: {value!r} must be one id k or a range 'a,b' with a < b (or a list)")
     return list(range(numbers[0], numbers[1] + 1))
+
+
+def _distinct(ids: list[int], value: Any) -> list[int]:
+    """``ids`` when non-empty and without repeats (each task is one stage and one matrix column)."""
+    if not ids:
+        raise ConfigError(f"crl.tasks: {list(value)!r} names no task; give at least one task id")
+    repeated = sorted({t for t in ids if ids.count(t) > 1})
+    if repeated:
+        raise ConfigError(
+            f"crl.tasks: task(s) {repeated} appear more than once in {list(value)!r}; list each task once"
+        )
+    return ids
 
 
 @dataclass
