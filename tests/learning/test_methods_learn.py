@@ -3,8 +3,9 @@
 Real Ray + FSDP2 + peft LoRA from the probe SFT base (configs/cpu_probe.yaml, docs/probe.md), tasks 0, 1, 2
 (right, top, raise), 8 global steps per task, the base model evaluated first. A method learns when the mean of
 the success matrix's diagonal (each task evaluated right after its own stage; multitask: its one row) reaches
-0.8 and exceeds the base model's mean on the same tasks by 0.15. ER and iRe-VLA replay the probe expert's demos;
-DER computes its reference logits online (``crl.use_cached_logits=false``).
+0.8 and exceeds the base model's mean on the same tasks by 0.15. ER, DER and iRe-VLA replay the probe expert's
+demos, all 8 per task (the reference's one demo per task gives 9 samples, under one 16-sample replay batch); DER
+computes its reference logits online (``crl.use_cached_logits=false``).
 
 Weight merge evaluates by design a scaled model (``W0 + c·ΣΔW_j``, c = 0.5: docs/methods/weight_merge.md), not
 the adapter its stage trained, so its stages are judged by their training rollouts (each stage's success curve
@@ -31,8 +32,13 @@ METHODS = {  # method → extra overrides ({demos} is the probe expert's demo di
     "slca": [],
     "multitask": [],
     "crl_vla": [],
-    "er": ["crl.dataset_dir={demos}", "crl.replay_tasks=seen"],
-    "der": ["crl.dataset_dir={demos}", "crl.replay_tasks=seen", "crl.use_cached_logits=false"],
+    "er": ["crl.dataset_dir={demos}", "crl.replay_tasks=seen", "crl.demos_per_task=null"],
+    "der": [
+        "crl.dataset_dir={demos}",
+        "crl.replay_tasks=seen",
+        "crl.demos_per_task=null",
+        "crl.use_cached_logits=false",
+    ],
     "ire_vla": ["crl.dataset_dir={demos}", "crl.stage2_steps=20"],
 }
 
