@@ -17,7 +17,7 @@ from vlacrl.crl.common import MethodConfigError
 from vlacrl.crl.ire_vla import IReVLA
 from vlacrl.crl.ire_vla.buffer import EPISODE_KEYS, SuccessBuffer, success_from_rewards
 from vlacrl.crl.ire_vla.params import matches, select
-from vlacrl.crl.ire_vla.stage2 import mixed_batch, split_counts, stage2_loss
+from vlacrl.crl.ire_vla.stage2 import mixed_batch, split_counts, stage2_loss, stage2_step
 from vlacrl.crl.registry import build_method
 from vlacrl.data import ReplayDataError
 from vlacrl.data.libero_hdf5 import write_libero_demo_file
@@ -217,6 +217,27 @@ def test_stage2_trains_the_backbone_lora(crl_tiny_dir, processor):
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(method.universe)
     only_rl = method.consolidate(model, demos=None, steps=1)
     assert only_rl[0]["ire_vla/d_rl_rows"] == 4.0 and only_rl[0]["ire_vla/demo_rows"] == 0.0
+
+
+def test_stage2_cross_entropy_is_under_the_sampling_temperature(crl_tiny_dir, processor):
+    """D_RL's tokens were drawn from softmax(z / T): Stage 2 fits them under the same T (default temperature_train)."""
+    model, method = setup(make_cfg(crl_tiny_dir, "crl.stage2_lr=1e-3"))
+    assert method.stage2_temperature == 1.6
+    assert build_method(make_cfg(crl_tiny_dir, "crl.stage2_temperature=1.0")).stage2_temperature == 1.0
+    with pytest.raises(MethodConfigError, match="stage2_temperature"):
+        build_method(make_cfg(crl_tiny_dir, "crl.stage2_temperature=-1"))
+    batch = rollout_batch(processor)
+    method.observe_rollout(batch)
+    rows = mixed_batch(method.d_rl.sample(2))
+    policy = base_module(model)
+    with torch.no_grad():
+        logits = policy(rows["input_ids"], rows["attention_mask"], rows["pixel_values"]).logits.float()
+    tempered = stage2_loss(logits / 1.6, rows["action_tokens"], int(policy.token_begin), 32000)[0]
+    untempered = stage2_loss(logits, rows["action_tokens"], int(policy.token_begin), 32000)[0]
+    method.prepare_stage2(model)
+    step = stage2_step(model, method.stage2_optimizer(model), rows, temperature=method.stage2_temperature)
+    assert step["ire_vla/sft_loss"] == pytest.approx(float(tempered), rel=1e-4)
+    assert abs(float(tempered) - float(untempered)) > 1e-3  # the check can tell the two apart
 
 
 # ------------------------------------------------------------------------------------------------ in finish_task

@@ -59,6 +59,10 @@ class IReVLA(SeqFT):
         self.stage2_steps = int(p.get("stage2_steps", DEFAULT_STAGE2_STEPS))
         self.stage2_batch = int(p.get("stage2_batch_size") or nested_get(cfg, "actor.micro_batch_size", 1))
         self.stage2_lr = float(p.get("stage2_lr") or nested_get(cfg, "actor.optim.lr", 2.0e-5))
+        sampling = nested_get(cfg, "algorithm.sampling_params.temperature_train", 1.0)
+        self.stage2_temperature = float(p.get("stage2_temperature") or sampling)
+        if self.stage2_temperature <= 0:
+            raise MethodConfigError(f"crl.stage2_temperature must be > 0, got {self.stage2_temperature}")
         self.demo_fraction = unit_interval(p.get("demo_fraction", 0.5), "crl.demo_fraction")
         self.stage2_in_finish_task = bool(p.get("stage2_in_finish_task", True))
         limit = p.get("d_rl_max_samples", DEFAULT_D_RL_MAX_SAMPLES)
@@ -229,7 +233,8 @@ class IReVLA(SeqFT):
         for _ in range(self.stage2_steps if steps is None else int(steps)):
             demo = S.take(next(demos), slice(0, n_demo)) if n_demo else None
             batch = mixed_batch(demo, self.d_rl.sample(n_rl) if n_rl else None)
-            history.append({**stage2_step(model, optimizer, batch, clip_grad=clip),
+            step = stage2_step(model, optimizer, batch, clip_grad=clip, temperature=self.stage2_temperature)
+            history.append({**step,
                             "ire_vla/demo_rows": float(n_demo), "ire_vla/d_rl_rows": float(n_rl)})  # fmt: skip
         return history
 
