@@ -2,7 +2,8 @@
 # Forgetting on a 5-task probe sequence (tasks 0-4, task 5 held out), one CRL method, several seeds, then the
 # paper's metrics (benchmarks/RESULTS.md, docs/probe.md):
 #   bash benchmarks/probe_forgetting.sh seq_ft 1234 1235 1236        # method, then seeds
-#   bash benchmarks/probe_forgetting.sh er 1234 1235 1236 -- crl.dataset_dir=datasets/probe   # extra overrides
+#   bash benchmarks/probe_forgetting.sh er 1234 1235 1236 -- crl.dataset_dir=datasets/probe_replay \
+#       crl.replay_tasks=seen crl.demos_per_task=null      # extra overrides (8 demos per task: docs/probe.md)
 # Each seed: vlacrl-crl --config-name cpu_probe, base row + 5 stages of 8 GRPO steps, 6 tasks evaluated with
 # 8 episodes each after every stage (about 10 minutes on a 2-core CPU). Runs go to runs/forgetting/<method>_seed<S>.
 set -euo pipefail
