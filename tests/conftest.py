@@ -31,7 +31,8 @@ def probe_base(tmp_path_factory) -> dict[str, Path]:
         f"actor.tiny_sft.demo_dir={paths['demos']}",
     ])  # fmt: skip
     simulator = simulator_for(cfg.env.train)
-    write_expert_demos(simulator.sim_config(cfg.env.train), range(10), REPLAY_DEMOS_PER_TASK, paths["demos"])
+    tasks = range(simulator.num_tasks(str(cfg.env.train.task_suite_name)))
+    write_expert_demos(simulator.sim_config(cfg.env.train), tasks, REPLAY_DEMOS_PER_TASK, paths["demos"])
     ensure_tiny_checkpoint(cfg)
     assert (paths["model"] / "config.json").exists()
     return paths

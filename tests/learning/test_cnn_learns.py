@@ -9,7 +9,7 @@ on one task (8 steps) and the trained model evaluated (sampled, as training roll
 import json
 
 import pytest
-from probe_runs import run_cli
+from probe_runs import run_cli, scalar_curve
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -29,3 +29,4 @@ def test_grpo_raises_the_simple_cnn_success_on_a_probe_task(probe_base, tmp_path
     }
     print(f"Simple CNN on probe task {TASK}: base {rows['base']:.2f}, after GRPO {rows['stage_0']:.2f}")
     assert rows["stage_0"] >= EVAL_SUCCESS and rows["stage_0"] > rows["base"], rows
+    assert scalar_curve(log_path / f"task_{TASK}_seed1234" / "tensorboard", "train/actor/grad_norm")[0] > 0

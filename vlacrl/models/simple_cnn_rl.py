@@ -168,6 +168,11 @@ def load_rl_policy(path: str | Path, metadata_path: str | None = None) -> Simple
     return model
 
 
+def square_image_size(size: Any = 224) -> int:
+    """The CNN's input side from ``actor.model.image_size``: an int or an ``[H, W]`` pair (H is used)."""
+    return int(size) if isinstance(size, (int, float, str)) else int(size[0])
+
+
 class SimpleCNNProcessor:
     """Task descriptions + frames → the CNN's batch in the VLA keys (see the module docstring)."""
 

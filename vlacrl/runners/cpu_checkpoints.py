@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,10 @@ def _in_task_order(files: list[Path], simulator, suite: str) -> list[Path]:
 def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
     """Expert demos → the Simple CNN's supervised recipe with ``sft.label_smoothing`` → the last epoch at ``path``
     (not the lowest validation loss: with a few hundred samples that can be an early, barely trained epoch)."""
+    from vlacrl.models.simple_cnn_rl import square_image_size  # noqa: PLC0415
     from vlacrl.training.simple_cnn_sft import SFTConfig, train_simple_cnn  # noqa: PLC0415
 
     files = _expert_demo_files(cfg, sft)
-    size = cfg.actor.model.get("image_size", 224)  # the size the RL run will feed it
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
         config = SFTConfig(
@@ -106,7 +106,7 @@ def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> 
             lr=float(sft["lr"]), seed=int(sft.get("seed", 0)), label_smoothing=float(sft.get("label_smoothing", 0)),
             unnorm_key=str(cfg.actor.model.unnorm_key), demos_per_task=int(sft["demos_per_task"]),
             save_every=int(sft["epochs"]), device="cpu", show_progress=False,
-            image_size=int(size[0] if isinstance(size, (list, tuple, ListConfig)) else size),
+            image_size=square_image_size(cfg.actor.model.get("image_size", 224)),  # the size RL will feed it
         )  # fmt: skip
         logger.info("creating the Simple CNN SFT base %s: %d epochs on %d demo files (first run)",
                     path, config.epochs, len(files))  # fmt: skip

@@ -306,11 +306,11 @@ def train_simple_cnn(cfg: SFTConfig) -> SFTResult:
 
     result = SFTResult(task_id_map=task_id_map, norm_stats=norm_stats, num_train=num_train, num_val=num_val)
     best = math.inf
+    loss_options = {"progress": cfg.show_progress, "label_smoothing": cfg.label_smoothing}
     for epoch in range(1, cfg.epochs + 1):
         desc = f"epoch {epoch}/{cfg.epochs}"
-        smoothing = {"progress": cfg.show_progress, "label_smoothing": cfg.label_smoothing}
-        train_loss = train_one_epoch(model, train_loader, optimizer, device, desc=desc, **smoothing)
-        val_loss = evaluate(model, val_loader, device, **smoothing)
+        train_loss = train_one_epoch(model, train_loader, optimizer, device, desc=desc, **loss_options)
+        val_loss = evaluate(model, val_loader, device, **loss_options)
         improved = not math.isnan(val_loss) and val_loss < best
         best = val_loss if improved else best
         result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})

@@ -270,12 +270,11 @@ class ActorWorker:
         for params in (ps for ps, alone in zip(groups, own) if alone):
             _grad_norm(params, clip)
         if optim.get("skip_zero_grad_steps", False):
-            stepped = [ps for ps in groups if _grad_norm(ps, float("inf")) > 0.0]
-            if not stepped:
+            idle = [ps for ps in groups if _grad_norm(ps, float("inf")) == 0.0]
+            if len(idle) == len(groups):
                 return 0.0
-            for params in (ps for ps in groups if not any(ps is s for s in stepped)):
-                for param in params:
-                    param.grad = None  # AdamW leaves parameters without a gradient alone
+            for param in (p for ps in idle for p in ps):
+                param.grad = None  # AdamW leaves parameters without a gradient alone
         self.optimizer.step()
         return norm
 

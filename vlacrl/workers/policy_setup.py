@@ -22,7 +22,7 @@ import torch
 
 from vlacrl.models.lora import base_module, setup_lora
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy
-from vlacrl.models.simple_cnn_rl import RL_CHECKPOINT, SimpleCNNProcessor, load_rl_policy
+from vlacrl.models.simple_cnn_rl import RL_CHECKPOINT, SimpleCNNProcessor, load_rl_policy, square_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +95,8 @@ def simple_cnn_processor(cfg: Mapping[str, Any], path: str, model=None) -> Simpl
     """The task-id map comes from the built ``model`` (loaded from ``path`` only when none is given)."""
     if model is None:
         model = load_rl_policy(path, cfg["actor"]["model"].get("cnn_metadata_path"))
-    size = cfg["actor"]["model"].get("image_size", 224)
     task_id_map = base_module(model).meta["task_id_map"]
-    return SimpleCNNProcessor(task_id_map, int(size[0] if isinstance(size, (list, tuple)) else size))
+    return SimpleCNNProcessor(task_id_map, square_image_size(cfg["actor"]["model"].get("image_size", 224)))
 
 
 def save_simple_cnn(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
