@@ -28,7 +28,7 @@ def probe_base(tmp_path_factory) -> dict[str, Path]:
     paths = {"model": root / "sft", "tiny": root / "tiny", "demos": root / "demos"}
     cfg = compose("cpu_probe", [
         f"actor.checkpoint_load_path={paths['model']}", f"actor.tiny_sft.base_model={paths['tiny']}",
-        f"actor.tiny_sft.demo_dir={paths['demos']}",
+        f"actor.tiny_sft.demo_dir={paths['demos']}", "actor.create_tiny_checkpoint=true",
     ])  # fmt: skip
     simulator = simulator_for(cfg.env.train)
     tasks = range(simulator.num_tasks(str(cfg.env.train.task_suite_name)))

@@ -70,7 +70,9 @@ def test_unknown_render_backend(model_dir, monkeypatch):
 
 
 def test_missing_model_dir_says_where_to_put_it():
-    with pytest.raises(ConfigError, match="rollout.model_dir: Bad model directory /nowhere/model: the directory does"):
+    with pytest.raises(
+        ConfigError, match="actor.checkpoint_load_path: Bad model directory /nowhere/model: the directory does"
+    ):
         validate_config(compose(MAIN, ["actor.checkpoint_load_path=/nowhere/model"]), num_gpus=1)
 
 

@@ -84,10 +84,10 @@ def test_precompute_options(model_dir, demo_file, tmp_path):
 
 
 def test_errors_are_one_line(model_dir, tmp_path, capsys):
-    assert main(["--model-dir", str(tmp_path / "no_model"), "--input", str(tmp_path)]) == 1
+    assert main(["--model-dir", str(tmp_path / "no_model"), "--input", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
-    assert main(["--no-logits", "--input", str(tmp_path / "nothing.hdf5")]) == 1
+    assert main(["--no-logits", "--input", str(tmp_path / "nothing.hdf5")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
@@ -101,6 +101,6 @@ def test_rlds_needs_tensorflow(monkeypatch, tmp_path, capsys):
 
     with pytest.raises(OptionalDependencyError, match="pip install tensorflow"):
         next(iter_rlds_tasks(tmp_path))
-    assert main(["--no-logits", "--rlds", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 1
+    assert main(["--no-logits", "--rlds", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs tensorflow" in err and "pip install tensorflow" in err

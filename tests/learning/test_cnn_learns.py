@@ -19,7 +19,7 @@ TASK, EVAL_SUCCESS = 1, 0.9
 def test_grpo_raises_the_simple_cnn_success_on_a_probe_task(probe_base, tmp_path):
     log_path = tmp_path / "run"
     run_cli("vlacrl.cli.crl", [
-        f"actor.checkpoint_load_path={tmp_path / 'cnn' / 'best_checkpoint.pt'}",
+        f"actor.checkpoint_load_path={tmp_path / 'cnn' / 'best_checkpoint.pt'}", "actor.create_tiny_checkpoint=true",
         f"actor.tiny_sft.demo_dir={probe_base['demos']}", f"runner.logger.log_path={log_path}",
         f"crl.tasks=[{TASK}]", f"crl.eval_tasks=[{TASK}]", "crl.eval_base=True", "env.eval.num_envs=32",
     ], config="cpu_probe_cnn", timeout=1800)  # fmt: skip

@@ -11,7 +11,7 @@ def test_make_then_inspect_a_tiny_checkpoint(tmp_path, capsys):
     out = tmp_path / "tiny"
     assert make_tiny_checkpoint.main([str(out), "--seed", "1"]) == 0
     assert (out / "model.safetensors.index.json").is_file()
-    assert make_tiny_checkpoint.main([str(out)]) == 1  # refuses to overwrite without --force
+    assert make_tiny_checkpoint.main([str(out)]) == 2  # refuses to overwrite without --force
     capsys.readouterr()
     assert inspect_model.main([str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

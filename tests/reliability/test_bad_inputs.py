@@ -1,118 +1,33 @@
-"""Bad input end to end: the real CLIs and launchers, each in a subprocess, fail before any worker starts.
+"""Bad input end to end: every case of the bad-input table (bad_input_table.py, rendered in docs/reliability.md)
+fails before any worker starts.
 
-Every case must end with a non-zero exit code and exactly one ``error:`` line naming the problem, without a
-traceback, without Ray starting, and without output that could pass for a finished run (its log dir is never
-created: no checkpoint, no ``COMPLETE``, no success matrix). The cases run concurrently (one module fixture
-starts the selected ones, a few seconds each); the table in docs/reliability.md ("Bad input") lists them.
+The console commands run in this process (their ``main``, with ``sys.argv`` set), the launchers in a subprocess.
+Every case must end with a non-zero exit code (2: bad input), exactly one ``error:`` line containing the case's
+text and at most 3 lines of output, without a traceback, without Ray starting, without creating its log dir and
+without creating or changing any file of the input folder (a mistyped model path gets no tiny model written).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from bad_input_table import ARGPARSE_COMMANDS, CASES, HYDRA_COMMANDS, Case, documented_table, markdown_table
 
 pytestmark = pytest.mark.libero  # the CLIs prepare LIBERO and probe the renderer (no Ray, no simulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHERS = ROOT / "examples" / "crl_experiment"
-METHODS = "['crl_vla', 'der', 'er', 'ewc', 'ire_vla', 'multitask', 'seq_ft', 'seq_ft_reorder', 'simple_cnn', 'slca'"
-
-# case id → (command: a vlacrl.cli module or a launcher .sh, its arguments, extra env, text of the error line).
-# "{d}" is the fixture dir, "{log}" the case's log dir (must never be created). One case per kind of bad input
-# (each subprocess imports torch: ~5 CPU seconds); the variants run in-process below (VALIDATE_CASES).
-CASES = {
-    "unknown_method_group": ("crl", ["crl=bogus"], {}, "crl=bogus: there is no configs/crl/bogus.yaml; choose one of"),
-    "unknown_method": ("train", ["crl.method=bogus"], {}, f"unknown crl.method 'bogus'; choose one of {METHODS}"),
-    "malformed_task_range": ("crl", ["crl.tasks='0,x'"], {}, "crl.tasks: cannot parse '0,x'; use k, 'a,b'"),
-    "task_out_of_range": ("eval", ["env.fixed_task_ids=[12]"], {}, "env.train: task id(s) [12] out of range"),
-    "missing_model_dir": ("train", ["actor.checkpoint_load_path={d}/none", "actor.create_tiny_checkpoint=false"], {},
-                          "rollout.model_dir: Bad model directory {d}/none: the directory does not exist"),
-    "missing_adapter": ("eval", ["+actor.model.lora_path={d}/none"], {},
-                        "actor.model.lora_path: {d}/none is not a LoRA adapter directory"),
-    "missing_fisher": ("train", ["crl=ewc", "crl.previous_fisher_path={d}/none/ewc_data.pt"], {},
-                       "crl.previous_fisher_path: {d}/none/ewc_data.pt is missing"),
-    "missing_demo_dir": ("crl", ["crl=er", "crl.dataset_dir={d}/none"], {},
-                         "crl.dataset_dir: replay data directory {d}/none does not exist"),
-    "corrupted_adapter": ("train", ["+actor.model.lora_path={d}/corrupted"], {},
-                          "actor.model.lora_path: {d}/corrupted/adapter_model.safetensors is corrupted or truncated"),
-    "adapter_rank": ("train", ["+actor.model.lora_path={d}/rank8"], {},
-                     "actor.model.lora_path: {d}/rank8 has rank r=8 but actor.model.lora_rank is 32"),
-    "adapter_targets": ("crl", ["+actor.model.lora_path={d}/foreign_targets"], {},
-                        "its target_modules ['dense', 'query_key_value'] name no module of this model"),
-    "batch_not_dividing": ("train", ["actor.global_batch_size=3"], {},
-                           "actor.global_batch_size (3) must be divisible by actor.micro_batch_size (2)"),
-    "gpu_without_gpus": ("train", ["~cluster.component_placement",
-                                   "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], {},
-                         "actor is placed on GPUs 0-1 but this machine has no GPUs"),
-    "no_render_backend": ("train", [], {"MUJOCO_GL": "nonexistent"}, "MUJOCO_GL=nonexistent: unknown render backend"),
-    "precompute_missing_demo_dir": ("precompute_logits", ["--no-logits", "--input", "{d}/none",
-                                                          "--output-dir", "{log}"], {},
-                                    "input {d}/none does not exist"),
-    # the launchers: the Python side's error reaches the user
-    "launcher_task_out_of_range": ("run_embodiment_sequential.sh", ["12", "", "", "", ""], {},
-                                   "crl.tasks: task id(s) [12] out of range"),
-    "launcher_missing_checkpoint": ("run_embodiment_ewc.sh", ["0", "{d}/none", "", "", ""], {},
-                                    "actor.model.lora_path: {d}/none is not a LoRA adapter directory"),
-    "launcher_eval_missing_run": ("eval_embodiment.sh", ["{d}/no_run", "10", ""], {},
-                                  "{d}/no_run/checkpoints/global_step_10/actor is not a LoRA adapter directory"),
-}  # fmt: skip
-
-# The variants, through validate_config in this process (what start_run and vlacrl-crl run before Ray):
-# case id → (overrides of cpu_tiny, extra env, text of the message).
-VALIDATE_CASES = {
-    "reversed_task_range": (["crl.tasks='3,1'"], {}, "crl.tasks: '3,1' must be one id k or a range 'a,b' with a < b"),
-    "eval_task_out_of_range": (["crl.eval_tasks=[0,10]"], {},
-                               "crl.eval_tasks: task id(s) [10] out of range for libero_spatial"),
-    "bad_method_key": (["crl=er", "crl.replay_tasks=some"], {}, "crl.method=er: crl.replay_tasks must be one of"),
-    "der_without_logits": (["crl=der", "crl.dataset_dir={d}/replay_no_logits"], {},
-                           "has no processed_action_logits (DER with cached logits"),
-    "er_replay_dir_ok": (["crl=er", "crl.dataset_dir={d}/replay_no_logits"], {}, None),
-    "corrupted_model_shard": (["actor.checkpoint_load_path={d}/model_corrupted"], {},
-                              "rollout.model_dir: Bad model directory {d}/model_corrupted: a weight file is corrupted"),
-    "truncated_adapter": (["+actor.model.lora_path={d}/truncated"], {}, "incomplete metadata, file not fully covered"),
-    "adapter_shapes": (["+actor.model.lora_path={d}/foreign_shapes"], {},
-                       "1 adapter tensor(s) do not fit the model's layers or the adapter's r"),
-    "adapter_other_modules": (["+actor.model.lora_path={d}/other_modules"], {},
-                              "tensor(s) belong to modules this model does not have"),
-    "merged_adapter_corrupted": (["+actor.model.lora_paths=[{d}/rank8,{d}/corrupted]"], {},
-                                 "actor.model.lora_paths: {d}/corrupted/adapter_model.safetensors is corrupted"),
-    "adapter_fits": (["+actor.model.lora_path={d}/rank8", "actor.model.lora_rank=8"], {}, None),
-    "adapter_rank_in_eval": (["+actor.model.lora_path={d}/rank8", "runner.only_eval=true"], {}, None),
-    "render_backend_fails": ([], {"MUJOCO_GL": "glfw", "DISPLAY": None}, "MuJoCo cannot render with MUJOCO_GL=glfw"),
-}  # fmt: skip
-
-
-def command(name: str, args: list[str], d: Path, log: Path) -> list[str]:
-    """The argv of one case: launchers get the tiny model and the log dir as trailing Hydra overrides."""
-    fill = [a.replace("{d}", str(d)).replace("{log}", str(log)) for a in args]
-    if name.endswith(".sh"):
-        return ["bash", str(LAUNCHERS / name), *fill, f"actor.checkpoint_load_path={d}/tiny",
-                f"runner.logger.log_path={log}"]  # fmt: skip
-    if name == "precompute_logits":
-        return [sys.executable, "-m", "vlacrl.cli.precompute_logits", *fill]
-    base = [f"actor.checkpoint_load_path={d}/tiny", f"runner.logger.log_path={log}"]
-    return [sys.executable, "-m", f"vlacrl.cli.{name}", *base, *fill]
-
-
-def run_case(case: str, d: Path) -> dict:
-    name, args, env_extra, _ = CASES[case]
-    log = d / "logs" / case
-    env = {**os.environ, "MUJOCO_GL": "osmesa", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    for key, value in env_extra.items():
-        env.pop(key, None) if value is None else env.__setitem__(key, value)
-    proc = subprocess.run(command(name, args, d, log), capture_output=True, text=True, timeout=300, env=env,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)  # fmt: skip
-    return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "log": log}
+BY_NAME = {c.name: c for c in CASES}
 
 
 def write_inputs(d: Path) -> None:
@@ -159,38 +74,149 @@ def write_inputs(d: Path) -> None:
                      instruction=language)  # fmt: skip
 
 
+def write_broken_model_dirs(d: Path) -> None:
+    """Copies of the tiny model whose config.json is not JSON, or not an OpenVLA config."""
+    for name, text in (("model_not_json", "{oops"), ("model_gpt2", json.dumps({"model_type": "gpt2"}))):
+        shutil.copytree(d / "tiny", d / name)
+        (d / name / "config.json").write_text(text)
+
+
+def write_resume_checkpoints(d: Path) -> None:
+    """Log dirs whose latest complete checkpoint (global_step_2) has one damaged file each."""
+    import torch.distributed.checkpoint as dcp
+    from safetensors.torch import save_file
+
+    def checkpoint(name: str) -> Path:
+        ckpt = d / name / "checkpoints" / "global_step_2"
+        shutil.copytree(d / "rank8", ckpt / "actor")
+        save_file({"weight": torch.zeros(1, 4)}, str(ckpt / "actor" / "value_head.safetensors"))
+        dcp.save({"optim": {"state": torch.zeros(1000)}}, checkpoint_id=str(ckpt / "actor" / "optim"), no_dist=True)
+        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2, "env_samplers": []}))
+        (ckpt / "COMPLETE").write_text("")
+        return ckpt
+
+    (checkpoint("resume_state") / "trainer_state.json").write_text("{not json")
+    shard = checkpoint("resume_optim") / "actor" / "optim" / "__0_0.distcp"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    (checkpoint("resume_index") / "actor" / "optim" / ".metadata").unlink()
+    truncated = (("resume_adapter", "adapter_model.safetensors"), ("resume_value_head", "value_head.safetensors"))
+    for name, file in truncated:
+        weights = checkpoint(name) / "actor" / file
+        weights.write_bytes(weights.read_bytes()[:-10])
+
+
+def write_matrices(d: Path) -> None:
+    """Success matrices vlacrl-metrics must refuse: a success of 1.5, a repeated row label."""
+    matrices = (("matrix_above_one", [[1.5, 0.2], [0.5, 0.9]], ["stage_0", "stage_1"]),
+                ("matrix_repeated_label", [[0.5, 0.2], [0.5, 0.9]], ["stage_0", "stage_0"]))  # fmt: skip
+    for name, rows, labels in matrices:
+        data = {"tasks": [0, 1], "rows": [{"label": label, "trained_tasks": [i], "success": row}
+                                          for i, (label, row) in enumerate(zip(labels, rows))]}  # fmt: skip
+        (d / name).mkdir()
+        (d / name / "success_matrix_seed1.json").write_text(json.dumps(data))
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bad_inputs")
     write_inputs(d)
+    write_broken_model_dirs(d)
+    write_resume_checkpoints(d)
+    write_matrices(d)
+    (d / "a_file").write_text("a file where a directory is expected")
     return d
 
 
-@pytest.fixture(scope="module")
-def results(request, inputs):
-    """Run every selected case (4 at a time) once; case id → rc, stdout, stderr, log dir."""
-    d = inputs
-    cli_test = "test_bad_input_gives_one_error_line_before_any_worker"
-    wanted = sorted({item.callspec.params["case"] for item in request.session.items
-                     if item.module is request.module and getattr(item, "originalname", "") == cli_test})  # fmt: skip
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        done = dict(zip(wanted, pool.map(lambda c: run_case(c, d), wanted)))
-    return d, done
+def snapshot(d: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob("*")}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_gives_one_error_line_before_any_worker(results, case):
-    d, done = results
-    out = done[case]
-    expected = CASES[case][3].replace("{d}", str(d))
-    both = out["stdout"] + out["stderr"]
-    errors = [line for line in out["stderr"].splitlines() if line.startswith("error:")]
-    assert out["rc"] == (1 if CASES[case][0] == "precompute_logits" else 2), both[-3000:]
-    assert len(errors) == 1, both[-3000:]
-    assert expected in errors[0], errors[0]
-    assert "Traceback" not in both and "HYDRA_FULL_ERROR" not in both
-    assert not any(text in both for text in ("Ray ready", "ray::", "Started a local Ray", "ActorDiedError"))
-    assert not out["log"].exists(), sorted(out["log"].rglob("*"))  # no checkpoint, COMPLETE, matrix, or logs
+def fill(args: tuple[str, ...], d: Path, log: Path) -> list[str]:
+    return [a.replace("{d}", str(d)).replace("{log}", str(log)) for a in args]
+
+
+def run_in_process(c: Case, d: Path, log: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """The console command's ``main`` with ``sys.argv`` set; (exit code, stdout + stderr)."""
+    args = fill(c.args, d, log)
+    if c.command in HYDRA_COMMANDS:
+        module = HYDRA_COMMANDS[c.command]
+        options = args[:2] if args[:1] == ["--config-name"] else []  # Hydra's options come before the overrides
+        args = [
+            *options,
+            f"actor.checkpoint_load_path={d}/tiny",
+            f"runner.logger.log_path={log}",
+            *args[len(options) :],
+        ]
+    else:
+        module = ARGPARSE_COMMANDS[c.command]
+    monkeypatch.setattr(sys, "argv", [c.command, *args])
+    try:
+        code = importlib.import_module(f"vlacrl.cli.{module}").main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return int(code or 0), out.out + out.err
+
+
+def run_launcher(c: Case, d: Path, log: Path) -> tuple[int, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    for key, value in c.env.items():
+        env.pop(key, None) if value is None else env.__setitem__(key, value)
+    argv = ["bash", str(LAUNCHERS / c.command), *fill(c.args, d, log), f"actor.checkpoint_load_path={d}/tiny",
+            f"runner.logger.log_path={log}"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def ray_started() -> bool:
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES])
+def test_bad_input_gives_one_error_line_before_any_worker(inputs, tmp_path, monkeypatch, capsys, name):
+    c, d, log = BY_NAME[name], inputs, tmp_path / "log"
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    for key, value in c.env.items():
+        monkeypatch.delenv(key, raising=False) if value is None else monkeypatch.setenv(key, value)
+    before = snapshot(d)
+    if c.command.endswith(".sh"):
+        code, output = run_launcher(c, d, log)
+    else:
+        code, output = run_in_process(c, d, log, monkeypatch, capsys)
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 2, output[-3000:]
+    assert len(errors) == 1 and len(output.strip().splitlines()) <= 3, output[-3000:]
+    assert c.message.replace("{d}", str(d)) in errors[0], errors[0]
+    assert "Traceback" not in output and "HYDRA_FULL_ERROR" not in output
+    assert not ray_started() and not any(t in output for t in ("Ray ready", "ray::", "Started a local Ray"))
+    assert not log.exists(), sorted(log.rglob("*"))  # no checkpoint, COMPLETE, matrix, or logs
+    assert snapshot(d) == before, "an input file was created or changed"
+    assert not any(Path(p.replace("{d}", str(d))).exists() for p in c.absent)
+
+
+def test_the_docs_table_lists_every_case():
+    """docs/reliability.md's table is generated from CASES: python tests/reliability/bad_input_table.py --write"""
+    assert len(CASES) >= 60 and len({c.name for c in CASES}) == len(CASES)
+    assert documented_table() == markdown_table()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["crl=er", "crl.dataset_dir={d}/replay_no_logits"],  # ER needs no cached logits
+        ["+actor.model.lora_path={d}/rank8", "actor.model.lora_rank=8"],  # an adapter that fits
+        ["+actor.model.lora_path={d}/rank8", "runner.only_eval=true"],  # evaluation loads any rank
+    ],
+)
+def test_near_misses_pass_validation(inputs, overrides):
+    """Valid inputs next to the bad ones: validation accepts them (the checks are not over-eager)."""
+    from vlacrl.config.compose import compose
+    from vlacrl.config.validate import validate_config
+
+    cfg = compose("cpu_tiny", [f"actor.checkpoint_load_path={inputs}/tiny", *(o.replace("{d}", str(inputs))
+                                                                                for o in overrides)])  # fmt: skip
+    validate_config(cfg, num_gpus=0)
 
 
 @pytest.mark.parametrize(
@@ -209,30 +235,11 @@ def test_launcher_rejects_an_override_in_place_of_a_positional_argument(args, me
     assert proc.stderr.startswith(f"ERROR: {message}")
 
 
-@pytest.mark.parametrize("case", sorted(VALIDATE_CASES))
-def test_variants_fail_validation_with_one_line(inputs, monkeypatch, case):
-    """The same checks in-process: ConfigError with one line (None: the config is valid)."""
-    from vlacrl.config.compose import compose
-    from vlacrl.config.validate import ConfigError, validate_config
-
-    overrides, env, expected = VALIDATE_CASES[case]
-    for key, value in env.items():
-        monkeypatch.delenv(key, raising=False) if value is None else monkeypatch.setenv(key, value)
-    cfg = compose("cpu_tiny", [f"actor.checkpoint_load_path={inputs}/tiny",
-                               *(o.replace("{d}", str(inputs)) for o in overrides)])  # fmt: skip
-    if expected is None:
-        validate_config(cfg, num_gpus=0)
-        return
-    with pytest.raises(ConfigError) as info:
-        validate_config(cfg, num_gpus=0)
-    assert expected.replace("{d}", str(inputs)) in str(info.value) and "\n" not in str(info.value)
-
-
 def test_precompute_with_a_corrupted_model_is_one_line(inputs, tmp_path, capsys):
     from vlacrl.cli.precompute_logits import main
 
     model = f"{inputs}/model_corrupted"
-    assert main(["--model-dir", model, "--input", f"{inputs}/demos", "--output-dir", str(tmp_path / "o")]) == 1
+    assert main(["--model-dir", model, "--input", f"{inputs}/demos", "--output-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: a weight file of {inputs}/model_corrupted is corrupted or truncated")
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -60,7 +60,8 @@ def optimizer_steps(optim_dir, tmp_path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    common = [f"runner.logger.log_path={root / 'run'}", f"actor.checkpoint_load_path={root / 'model'}", "algorithm=ppo"]
+    common = [f"runner.logger.log_path={root / 'run'}", f"actor.checkpoint_load_path={root / 'model'}", "algorithm=ppo",
+              "actor.create_tiny_checkpoint=true"]  # fmt: skip
     return root, common
 
 

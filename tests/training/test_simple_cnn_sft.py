@@ -136,7 +136,7 @@ def test_probe_cnn_sft_base_is_made_on_first_use(tmp_path):
     path = tmp_path / "cnn" / "best_checkpoint.pt"
     cfg = compose("cpu_probe_cnn", [
         f"actor.checkpoint_load_path={path}", f"actor.tiny_sft.demo_dir={tmp_path / 'demos'}",
-        "actor.tiny_sft.epochs=1", "actor.tiny_sft.demos_per_task=1",
+        "actor.tiny_sft.epochs=1", "actor.tiny_sft.demos_per_task=1", "actor.create_tiny_checkpoint=true",
     ])  # fmt: skip
     ensure_tiny_checkpoint(cfg)
     policy = load_rl_policy(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -14,7 +16,7 @@ from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError
 from vlacrl.envs.errors import EnvConfigError, SimulatorUnavailableError
 from vlacrl.models.errors import LoraError, ModelDirError
-from vlacrl.paths import repo_root
+from vlacrl.paths import output_dir_problem, repo_root
 from vlacrl.runners.errors import RunFailure
 
 register_resolvers()
@@ -36,6 +38,30 @@ DISK_FULL_HINT = (
     "free space (or set runner.logger.log_path to another disk) and run the same command again: with "
     "runner.resume=auto it continues from the last complete checkpoint, which a failed save leaves intact"
 )
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one ``error:`` line (exit code 2) instead of the usage block and a message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def output_dir(text: str) -> Path:
+    """An argparse ``type``: a directory this command may create or write (nothing is created yet)."""
+    problem = output_dir_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return Path(text)
+
+
+def int_list(text: str) -> list[int]:
+    """An argparse ``type``: comma-separated integers (``0,3,5``)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (e.g. 0,3,5)") from None
 
 
 def config_path() -> str:

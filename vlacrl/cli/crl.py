@@ -23,14 +23,13 @@ def preflight(cfg: DictConfig) -> None:
     """The checks of the first stage (see vlacrl.config.validate), before the sequence writes anything: bad input
     ends with one line and no output dir. Joining a cluster (``cluster.address``), its GPUs are known only after
     joining, so only the method's checks run here; each stage validates its own config again before Ray starts."""
-    from vlacrl.config.validate import check_method, validate_config  # noqa: PLC0415
-    from vlacrl.runners.session import ensure_tiny_checkpoint, local_gpu_count  # noqa: PLC0415
+    from vlacrl.config.validate import check_method  # noqa: PLC0415
+    from vlacrl.runners.session import local_gpu_count, validate_and_prepare  # noqa: PLC0415
 
     if cfg.cluster.get("address"):
         check_method(cfg)
         return
-    ensure_tiny_checkpoint(cfg)
-    validate_config(cfg, local_gpu_count())
+    validate_and_prepare(cfg, local_gpu_count())
 
 
 def run_sequence(cfg: DictConfig) -> int:

@@ -12,6 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
+from vlacrl.cli.common import OneLineParser
 from vlacrl.envs.libero import render
 from vlacrl.envs.libero.errors import LiberoSetupError
 from vlacrl.envs.libero.setup import ensure_libero_ready
@@ -92,7 +93,7 @@ def check_models(model_root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per render probe")
     parser.add_argument("--model-root", type=Path, default=repo_root() / "model")
     args = parser.parse_args(argv)

@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
+from vlacrl.cli.common import OneLineParser
 from vlacrl.models.errors import ModelDirError
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, build_prompt, load_policy, validate_model_dir
+from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes
 from vlacrl.models.openvla_oft.config import OpenVLAOFTConfig
 from vlacrl.models.openvla_oft.policy import BOS_TOKEN_ID, PROMPT_END_TOKEN_ID, OpenVLAOFTPolicy
 
@@ -25,7 +27,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vlacrl-inspect-model", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="vlacrl-inspect-model", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--instruction", default=DEFAULT_INSTRUCTION)
@@ -72,7 +74,7 @@ def dimensions(policy: OpenVLAOFTPolicy) -> dict[str, Any]:
 
 
 def inspect(args: argparse.Namespace) -> dict[str, Any]:
-    validate_model_dir(args.model_dir)
+    read_weight_shapes(validate_model_dir(args.model_dir))
     config = OpenVLAOFTConfig.from_model_dir(args.model_dir)
     dtype = pick_dtype(args.dtype, config, args.device)
     unnorm_key = pick_unnorm_key(args.unnorm_key, config)

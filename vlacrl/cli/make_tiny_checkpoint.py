@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
+from vlacrl.cli.common import OneLineParser, output_dir
 from vlacrl.models.openvla_oft.tiny import write_tiny_checkpoint
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vlacrl-make-tiny-checkpoint", description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="directory to create (e.g. model/tiny-openvla-oft)")
+    parser = OneLineParser(prog="vlacrl-make-tiny-checkpoint", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=output_dir, help="directory to create (e.g. model/tiny-openvla-oft)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (same seed → same weights)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype of the stored tensors")
     parser.add_argument("--force", action="store_true", help="write into a non-empty directory")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         print(f"error: {args.out} is not empty (use --force to overwrite)", file=sys.stderr)
-        return 1
+        return 2
     path = write_tiny_checkpoint(args.out, seed=args.seed, dtype=DTYPES[args.dtype])
     print(
         f"wrote tiny OpenVLA-OFT checkpoint to {path} (seed {args.seed}); inspect it with: vlacrl-inspect-model {path}"

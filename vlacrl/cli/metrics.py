@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from vlacrl.cli.common import OneLineParser, output_dir
 from vlacrl.metrics.crl_metrics import (
     METRICS,
     MetricsError,
@@ -44,9 +45,9 @@ UNIT_LINE = "Cells: mean ± standard error over seeds, in percentage points (suc
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vlacrl-metrics", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="vlacrl-metrics", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    parser.add_argument("--out", type=Path, default=None, help="output dir (default: <first RUN_DIR>/metrics)")
+    parser.add_argument("--out", type=output_dir, default=None, help="output dir (default: <first RUN_DIR>/metrics)")
     parser.add_argument("--label", nargs="+", default=None, metavar="NAME",
                         help="one method name per RUN_DIR (same name = seeds of one method)")  # fmt: skip
     parser.add_argument("--single-task-ref", action="append", default=[], metavar="RUN_DIR|FILE.json",

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from tqdm import tqdm
 
+from vlacrl.cli.common import OneLineParser, output_dir
 from vlacrl.data import (
     OptionalDependencyError,
     ReplayDataError,
@@ -34,7 +35,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vlacrl-precompute-logits", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="vlacrl-precompute-logits", description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="libero_spatial", help="LIBERO suite (default paths, unnorm key)")
     parser.add_argument("--model-dir", type=Path, help="HF-format OpenVLA-OFT directory (required unless --no-logits)")
     parser.add_argument(
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rlds", type=Path, help="read the RLDS release folder …/<suite>_no_noops/1.0.0 instead")
     parser.add_argument(
-        "--output-dir", type=Path, help="default <LIBERO>/datasets/datasets_with_logits/<suite>_simplevla"
+        "--output-dir", type=output_dir, help="default <LIBERO>/datasets/datasets_with_logits/<suite>_simplevla"
     )
     parser.add_argument("--demos-per-task", type=int, help="demos kept per task (default: all)")
     parser.add_argument(
@@ -145,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ReplayDataError, OptionalDependencyError, ModelDirError, OSError, KeyError, ValueError) as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
-        return 1
+        return 2
     except SafetensorError as exc:
         message = f"a weight file of {args.model_dir} is corrupted or truncated ({exc}); copy it again"
         print(f"error: {message}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

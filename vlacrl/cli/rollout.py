@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlacrl.cli.common import OneLineParser, int_list, output_dir
 from vlacrl.data.expert_demos import ExpertDemoError
 from vlacrl.envs.errors import EnvConfigError, EnvWorkerError, SimulatorUnavailableError
 from vlacrl.envs.registry import SIMULATORS, get_simulator
@@ -47,18 +48,18 @@ def scripted_chunk(chunk_index: int, num_envs: int) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--simulator", choices=sorted(SIMULATORS), default="libero")
     p.add_argument("--suite", default=None, help="task suite (default: libero_spatial, or probe)")
-    p.add_argument("--tasks", default="0", help="comma-separated task ids (default: 0)")
+    p.add_argument("--tasks", type=int_list, default=[0], help="comma-separated task ids (default: 0)")
     p.add_argument("--policy", choices=["scripted", "expert"], default="scripted")
     p.add_argument("--num-envs", type=int, default=2)
     p.add_argument("--chunks", type=int, default=8, help="chunks per episode (episode = chunks x 8 env steps)")
     p.add_argument("--epochs", type=int, default=1, help="episodes per env")
-    p.add_argument("--out", type=Path, default=Path("runs/rollout"))
+    p.add_argument("--out", type=output_dir, default=Path("runs/rollout"))
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--in-process", action="store_true", help="run the simulators in this process")
-    p.add_argument("--demo-dir", type=Path, default=None, help="write expert demonstrations here (probe expert)")
+    p.add_argument("--demo-dir", type=output_dir, default=None, help="write expert demonstrations here (probe expert)")
     p.add_argument("--demos-per-task", type=int, default=10)
     p.add_argument("--probe-action-centre", default=None, help="x,y,z: the probe world's standing-still action")
     p.add_argument("--probe-step-size", type=float, default=None, help="the probe world's step size (default 0.18)")
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
     from vlacrl.envs.vector_env import VectorEnv, VectorEnvConfig  # noqa: PLC0415
 
     simulator, world = sim_config(args)
-    tasks = simulator.validate_task_ids(args.suite, [int(t) for t in args.tasks.split(",") if t.strip()])
+    tasks = simulator.validate_task_ids(args.suite, args.tasks)
     config = VectorEnvConfig(
         num_envs=args.num_envs,
         group_size=1,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from vlacrl.cli.common import OneLineParser
 from vlacrl.envs.libero.errors import LiberoSetupError
 from vlacrl.envs.libero.setup import ensure_libero_ready
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(description=__doc__)
     parser.add_argument("--config-dir", help="where config.yaml goes (default: $LIBERO_CONFIG_PATH or <repo>/LIBERO)")
     args = parser.parse_args(argv)
     try:

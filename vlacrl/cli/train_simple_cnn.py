@@ -12,16 +12,17 @@ import logging
 import sys
 from pathlib import Path
 
+from vlacrl.cli.common import OneLineParser, output_dir
 from vlacrl.data.errors import ReplayDataError
 from vlacrl.training.simple_cnn_sft import DEFAULT_UNNORM_KEY, SFTConfig, train_simple_cnn
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vlacrl-train-simple-cnn", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="vlacrl-train-simple-cnn", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", nargs="+", required=True, type=Path, help="demo .hdf5 files or folders of them (all demos used)"
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder for the checkpoints")
+    parser.add_argument("--out", required=True, type=output_dir, help="output folder for the checkpoints")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)

@@ -20,13 +20,13 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from vlacrl.config.errors import ConfigError
+from vlacrl.config.key_types import check_key_types
+from vlacrl.config.tiny_checkpoint import missing_checkpoint_hint, tiny_checkpoint_pending
 from vlacrl.distributed.placement import ComponentPlacement, PlacementError, resolve_placement
 from vlacrl.envs.errors import EnvConfigError
 from vlacrl.envs.registry import get_simulator, simulator_name
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the fix."""
+from vlacrl.paths import output_dir_problem
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
 def check_paths(cfg: DictConfig, placement) -> None:
     """The model directories exist, are complete and their safetensors headers open; every adapter fits."""
     from vlacrl.models.errors import ModelDirError  # noqa: PLC0415
-    from vlacrl.models.openvla_oft.checkpoint import validate_model_dir  # noqa: PLC0415
+    from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes, validate_model_dir  # noqa: PLC0415
 
     name = str(_get(cfg, "actor.model.model_name", "openvla_oft"))
     if name not in ("openvla_oft", "simple_cnn"):
@@ -136,32 +136,23 @@ def check_paths(cfg: DictConfig, placement) -> None:
     if name == "simple_cnn":
         check_cnn_paths(cfg)
         return
+    pending = _pending_checkpoint(cfg)
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}  # model dir → its stored tensor shapes
-    for key in ("rollout.model_dir", "actor.checkpoint_load_path"):
+    for key in ("actor.checkpoint_load_path", "rollout.model_dir"):
         path = str(_get(cfg, key))
+        if path == pending:
+            continue
         try:
-            shapes[path] = shapes.get(path) or model_weight_shapes(validate_model_dir(path))
+            shapes[path] = shapes.get(path) or read_weight_shapes(validate_model_dir(path))
         except ModelDirError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-    check_adapters(cfg, shapes[str(_get(cfg, "actor.checkpoint_load_path"))])
+            raise ConfigError(f"{key}: {exc}{missing_checkpoint_hint(cfg)}") from None
+    if not pending:
+        check_adapters(cfg, shapes[str(_get(cfg, "actor.checkpoint_load_path"))])
 
 
-def model_weight_shapes(model_dir) -> dict[str, tuple[int, ...]]:
-    """Shapes of the stored tensors, from the safetensors headers of every shard (no tensor is read).
-
-    Raises :class:`ModelDirError` for a shard the index names that is missing, corrupted or truncated.
-    """
-    from safetensors import SafetensorError  # noqa: PLC0415
-
-    from vlacrl.models.errors import ModelDirError  # noqa: PLC0415
-    from vlacrl.models.openvla_oft.checkpoint import stored_shapes, weight_map  # noqa: PLC0415
-
-    try:
-        return stored_shapes(model_dir, weight_map(model_dir))
-    except (SafetensorError, OSError, ValueError) as exc:
-        if isinstance(exc, ModelDirError):
-            raise
-        raise ModelDirError(model_dir, f"a weight file is corrupted or truncated ({exc}); copy it again") from None
+def _pending_checkpoint(cfg: DictConfig) -> str | None:
+    """``actor.checkpoint_load_path`` when the run will make it after validation (checked then), else None."""
+    return str(_get(cfg, "actor.checkpoint_load_path")) if tiny_checkpoint_pending(cfg) else None
 
 
 def check_adapters(cfg: DictConfig, model_shapes: dict[str, tuple[int, ...]]) -> None:
@@ -196,11 +187,14 @@ def check_cnn_paths(cfg: DictConfig) -> None:
     if _get(cfg, "actor.model.is_lora", False):
         raise ConfigError("actor.model.is_lora: the Simple CNN trains all its weights; set it to False")
     keys = ["rollout.checkpoint_path"] if _get(cfg, "rollout.checkpoint_path") else ["rollout.model_dir"]
+    pending = _pending_checkpoint(cfg)
     for key in dict.fromkeys(keys + ["actor.checkpoint_load_path"]):
+        if str(_get(cfg, key)) == pending:
+            continue
         try:
             load_rl_policy(str(_get(cfg, key)), _get(cfg, "actor.model.cnn_metadata_path"))
         except CNNCheckpointError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
+            raise ConfigError(f"{key}: {exc}{missing_checkpoint_hint(cfg)}") from None
 
 
 def check_runner(cfg: DictConfig, placement) -> None:
@@ -214,6 +208,9 @@ def check_runner(cfg: DictConfig, placement) -> None:
     mode = _get(cfg, "runner.logger.wandb.mode", "disabled")
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError(f"runner.logger.wandb.mode must be online, offline or disabled, not {mode!r}")
+    problem = output_dir_problem(str(_get(cfg, "runner.logger.log_path", ".")))
+    if problem:
+        raise ConfigError(f"runner.logger.log_path: {problem}")
     resume = str(_get(cfg, "runner.resume", "auto"))
     if resume not in ("auto", "disable") and not os.path.isdir(resume):
         raise ConfigError(f"runner.resume must be auto, disable or an existing checkpoint dir; {resume} does not exist")
@@ -348,6 +345,7 @@ CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_s
 
 def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:
     """Run every check; raise :class:`ConfigError` with one line at the first problem."""
+    check_key_types(cfg)
     try:
         placement = resolve_placement(
             _get(cfg, "cluster.component_placement"), num_gpus, int(_get(cfg, "cluster.cpu_world_size", 1))

@@ -69,5 +69,11 @@ def simulator_of_suite(suite: str) -> Simulator:
 
 def prepare_simulators(cfg: Mapping[str, Any]) -> None:
     """Driver-side set-up of the simulators of ``env.train`` and ``env.eval`` (each once)."""
-    for name in dict.fromkeys(simulator_name(cfg["env"][split]) for split in ("train", "eval")):
-        get_simulator(name).prepare()
+    simulators = {}
+    for split in ("train", "eval"):
+        try:
+            simulators.setdefault(simulator_name(cfg["env"][split]), split_simulator(cfg, split))
+        except EnvConfigError as exc:
+            raise EnvConfigError(f"env.{split}.{KEY}: {exc}") from None
+    for simulator in simulators.values():
+        simulator.prepare()

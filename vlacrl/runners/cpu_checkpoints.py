@@ -1,4 +1,4 @@
-"""The checkpoints the CPU configs point at, made on first use (``actor.create_tiny_checkpoint: True``).
+"""The checkpoints the CPU configs point at, made on first use (``actor.create_tiny_checkpoint: auto``).
 
 * the tiny random OpenVLA-OFT directory (real architecture, tiny sizes: ``model/tiny-openvla-oft/``);
 * a random Simple CNN checkpoint file (``model_name: simple_cnn``);
@@ -20,23 +20,24 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
+from vlacrl.config.tiny_checkpoint import tiny_checkpoint_pending
+
 logger = logging.getLogger(__name__)
 
 
 def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
-    """Write the checkpoint ``actor.checkpoint_load_path`` names when the config asks for it and it is missing."""
-    if not cfg.actor.get("create_tiny_checkpoint", False):
+    """Write the checkpoint ``actor.checkpoint_load_path`` names when it is missing and the config asks for it
+    (``actor.create_tiny_checkpoint``: ``vlacrl.config.tiny_checkpoint``). Call it after validation."""
+    if not tiny_checkpoint_pending(cfg):
         return
     path = Path(str(cfg.actor.checkpoint_load_path))
     sft = cfg.actor.get("tiny_sft")
     if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
-        if not path.exists():
-            _write_cnn_sft_base(cfg, path, sft) if sft else _write_random_cnn(cfg, path)
-    elif not (path / "config.json").exists():
-        if sft:
-            _write_sft_base(cfg, path, sft)
-        else:
-            _write_tiny(path)
+        _write_cnn_sft_base(cfg, path, sft) if sft else _write_random_cnn(cfg, path)
+    elif sft:
+        _write_sft_base(cfg, path, sft)
+    else:
+        _write_tiny(path)
 
 
 def _write_tiny(path: Path) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vlacrl.config.resolvers import register_resolvers
-from vlacrl.config.validate import ConfigError, validate_config
+from vlacrl.config.tiny_checkpoint import tiny_checkpoint_pending
+from vlacrl.config.validate import ConfigError, check_paths, validate_config
 from vlacrl.envs.registry import prepare_simulators
 from vlacrl.runners import checkpoint
 from vlacrl.runners.cpu_checkpoints import ensure_tiny_checkpoint
+from vlacrl.runners.resume_check import check_resumable
 
 logger = logging.getLogger(__name__)
 register_resolvers()
@@ -30,16 +32,34 @@ def local_gpu_count() -> int:
 
 
 def resume_dir(resolved: dict[str, Any]) -> Path | None:
-    """``runner.resume``: auto → latest complete checkpoint in the log dir; disable → None; else that dir."""
+    """``runner.resume``: auto → latest complete checkpoint in the log dir; disable → None; else that dir.
+
+    The checkpoint's files are opened first (:func:`check_resumable`): a damaged one is one line, before Ray."""
     mode = str(resolved["runner"].get("resume", "auto"))
     if mode == "disable":
         return None
     if mode == "auto":
-        return checkpoint.latest_checkpoint(resolved["runner"]["logger"]["log_path"])
-    path = Path(mode)
-    if not (path / checkpoint.COMPLETE).exists():
-        raise ConfigError(f"runner.resume: {path} is not a complete checkpoint (no {checkpoint.COMPLETE} file)")
+        path = checkpoint.latest_checkpoint(resolved["runner"]["logger"]["log_path"])
+        if path is None:
+            return None
+    else:
+        path = Path(mode)
+        if not (path / checkpoint.COMPLETE).exists():
+            raise ConfigError(f"runner.resume: {path} is not a complete checkpoint (no {checkpoint.COMPLETE} file)")
+    check_resumable(path)
     return path
+
+
+def validate_and_prepare(cfg: DictConfig, num_gpus: int):
+    """Validate; only then write the tiny checkpoint the config asks for, and check it like any model dir.
+
+    Returns :func:`validate_config`'s sizes. Nothing is written when validation fails."""
+    pending = tiny_checkpoint_pending(cfg)
+    sizes = validate_config(cfg, num_gpus)
+    ensure_tiny_checkpoint(cfg)
+    if pending:
+        check_paths(cfg, sizes.placement)
+    return sizes
 
 
 @contextlib.contextmanager
@@ -50,10 +70,11 @@ def start_run(cfg: DictConfig, *, train: bool):
     from vlacrl.runners.workers import create_groups  # noqa: PLC0415
 
     prepare_simulators(cfg)
-    ensure_tiny_checkpoint(cfg)
     address = cfg.cluster.get("address")
-    if not address:  # joining a cluster: GPUs are known (and the placement checked) only after joining
-        sizes = validate_config(cfg, local_gpu_count())
+    if address:  # joining a cluster: GPUs are known (and the placement checked) only after joining
+        ensure_tiny_checkpoint(cfg)
+    else:
+        sizes = validate_and_prepare(cfg, local_gpu_count())
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log_path = Path(resolved["runner"]["logger"]["log_path"]).resolve()
     resolved["runner"]["logger"]["log_path"] = str(log_path)

@@ -48,7 +48,25 @@ def validate_model_dir(model_dir: str | Path) -> Path:
         missing.append(" or ".join(WEIGHT_FILES))
     if missing:
         raise ModelDirError(path, f"missing {', '.join(missing)}")
+    OpenVLAOFTConfig.from_model_dir(path)  # config.json parses and is an OpenVLA config
+    read_json(path, "preprocessor_config.json")
     return path
+
+
+def read_weight_shapes(model_dir: str | Path) -> dict[str, tuple[int, ...]]:
+    """Shapes of the stored tensors from the safetensors headers of every shard (no tensor is read).
+
+    Raises :class:`ModelDirError` for a shard the index names that is missing, corrupted or truncated.
+    """
+    from safetensors import SafetensorError  # noqa: PLC0415 - the exception type only
+
+    path = Path(model_dir)
+    try:
+        return stored_shapes(path, weight_map(path))
+    except ModelDirError:
+        raise
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelDirError(path, f"a weight file is corrupted or truncated ({exc}); copy it again") from None
 
 
 def weight_map(model_dir: Path) -> dict[str, str]:

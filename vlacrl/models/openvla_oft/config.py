@@ -122,9 +122,12 @@ def read_json(model_dir: Path, name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ModelDirError(model_dir, f"{name} is missing")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelDirError(model_dir, f"{name} is not valid JSON ({exc})") from exc
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelDirError(model_dir, f"{name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelDirError(model_dir, f"{name} holds a {type(data).__name__}, not a JSON object")
+    return data
 
 
 def _text_config_diff(text_config: LlamaConfig) -> dict[str, Any]:
