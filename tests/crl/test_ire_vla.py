@@ -22,9 +22,9 @@ from vlacrl.crl.registry import build_method
 from vlacrl.data import ReplayDataError
 from vlacrl.data.libero_hdf5 import write_libero_demo_file
 from vlacrl.envs.libero import suites
+from vlacrl.models.adapter_files import load_value_head
 from vlacrl.models.lora import base_module
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
-from vlacrl.runners.checkpoint import load_value_head
 from vlacrl.workers.actor_worker import build_optimizer
 from vlacrl.workers.policy_setup import build_policy
 

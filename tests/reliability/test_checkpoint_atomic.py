@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
+from vlacrl.models.adapter_files import write_adapter
 from vlacrl.runners import checkpoint
 from vlacrl.runners.errors import CheckpointSaveError, WorkerDiedError
 
@@ -55,8 +57,8 @@ def save(log_path: Path, step: int, model, optimizer) -> Path:
     """One checkpoint as the actor and the runner write it: adapter + optimizer, then the trainer state."""
 
     def write(tmp: Path) -> None:
-        checkpoint.write_adapter(model, model.state_dict(), tmp / "actor")
-        checkpoint.save_optimizer(model, optimizer, tmp / "actor" / "optim")
+        write_adapter(model, model.state_dict(), tmp / "actor")
+        save_optimizer(model, optimizer, tmp / "actor" / "optim")
 
     return checkpoint.save_atomic(log_path, step, write, lambda: {"global_step": step, "env_samplers": []})
 
@@ -71,7 +73,7 @@ def assert_loadable(ckpt: Path, step: int) -> None:
     assert adapter and all("lora_" in k for k in adapter)
     assert json.loads((ckpt / "actor" / "adapter_config.json").read_text())["r"] == 2
     model, optimizer = build(seed=1)
-    checkpoint.load_optimizer(model, optimizer, ckpt / "actor" / "optim")
+    load_optimizer(model, optimizer, ckpt / "actor" / "optim")
     assert {float(s["step"]) for s in optimizer.state.values()} == {1.0}
 
 
@@ -254,7 +256,7 @@ import importlib.abc, importlib.machinery, os, re, sys
 
 class _FullDiskFrom(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "vlacrl.runners.checkpoint":
+        if name != "vlacrl.distributed.optimizer_state":
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         real_exec = spec.loader.exec_module

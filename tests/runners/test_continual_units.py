@@ -6,8 +6,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.validate import ConfigError
-from vlacrl.runners.continual import SuccessMatrix, parse_task_range, with_overrides
+from vlacrl.runners.continual import SuccessMatrix, with_overrides
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from vlacrl.config.errors import ConfigError
 from vlacrl.config.key_types import check_key_types
+from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.tiny_checkpoint import missing_checkpoint_hint, tiny_checkpoint_pending
 from vlacrl.distributed.placement import ComponentPlacement, PlacementError, resolve_placement
 from vlacrl.envs.errors import EnvConfigError
@@ -254,8 +255,6 @@ def check_method(cfg: DictConfig, placement=None) -> None:
 def task_ids(cfg: DictConfig, key: str, split: str, default=None) -> list[int]:
     """The task ids of ``key`` (k, ``'a,b'`` = the range a..b, or a list), each checked against the suite of
     ``env.<split>``."""
-    from vlacrl.runners.continual import parse_task_range  # noqa: PLC0415
-
     value = _get(cfg, key, default)
     try:
         ids = parse_task_range(value if value is not None else default)

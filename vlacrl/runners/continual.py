@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.validate import ConfigError
 from vlacrl.crl.base import CRLMethod, StageRecord
 from vlacrl.envs.errors import EnvConfigError
@@ -30,37 +30,6 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "sequence_state_seed{seed}.json"
 MATRIX_FILE = "success_matrix_seed{seed}"
-
-
-def parse_task_range(value: Any) -> list[int]:
-    """Task ids from ``5``, ``"5"``, ``"0,9"`` / ``"[0, 9]"`` (the range 0..9, as the launchers), or a list."""
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return _distinct([int(v) for v in value], value)
-    text = re.sub(r"[\[\]() ]", "", str(value))
-    parts = [p for p in text.split(",") if p]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"crl.tasks: cannot parse {value!r}; use k, 'a,b' (the range a..b) or a list") from None
-    if len(numbers) == 1:
-        return numbers
-    if len(numbers) != 2 or numbers[0] >= numbers[1]:
-        raise ConfigError(f"crl.tasks: {value!r} must be one id k or a range 'a,b' with a < b (or a list)")
-    return list(range(numbers[0], numbers[1] + 1))
-
-
-def _distinct(ids: list[int], value: Any) -> list[int]:
-    """``ids`` when non-empty and without repeats (each task is one stage and one matrix column)."""
-    if not ids:
-        raise ConfigError(f"crl.tasks: {list(value)!r} names no task; give at least one task id")
-    repeated = sorted({t for t in ids if ids.count(t) > 1})
-    if repeated:
-        raise ConfigError(
-            f"crl.tasks: task(s) {repeated} appear more than once in {list(value)!r}; list each task once"
-        )
-    return ids
 
 
 @dataclass

@@ -53,10 +53,11 @@ class EmbodiedRunner:
         """Form the actor process group (rank 0's address), build models, restore a checkpoint."""
         addr, port = self._get(self.groups.actors[0].master_address.remote())
         resume = str(resume_dir) if resume_dir else None
-        self._get([a.setup.remote(addr, port, resume) for a in self.groups.actors])
+        state = checkpoint.read_trainer_state(resume_dir) if resume_dir is not None else {"global_step": 0}
+        step = int(state["global_step"])
+        self._get([a.setup.remote(addr, port, resume, step) for a in self.groups.actors])
         if resume_dir is not None:
-            state = checkpoint.read_trainer_state(resume_dir)
-            self.global_step = int(state["global_step"])
+            self.global_step = step
             self.env_states = state["env_samplers"]
             self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
             self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])

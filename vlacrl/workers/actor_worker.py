@@ -32,9 +32,10 @@ from vlacrl.algorithms import (
 )
 from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
+from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
 from vlacrl.metrics.memory import rss_mb
+from vlacrl.models.adapter_files import load_value_head
 from vlacrl.models.lora import base_module
-from vlacrl.runners import checkpoint
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.policy_setup import build_policy, family_name, policy_family, worker_device
 
@@ -96,10 +97,11 @@ class ActorWorker:
         return torch_dist.host_address(), torch_dist.free_port()
 
     @annotated
-    def setup(self, master_addr: str, master_port: int, resume_dir: str | None = None) -> int:
+    def setup(self, master_addr: str, master_port: int, resume_dir: str | None = None, global_step: int = 0) -> int:
         """Join the process group, build and shard the policy, create the optimizer; returns #trainable.
 
-        With ``resume_dir`` (a complete checkpoint) the adapter, value head and AdamW state come from it.
+        With ``resume_dir`` (a complete checkpoint) the adapter, value head and AdamW state come from it, and
+        ``global_step`` is the step it was saved at (the driver reads it from ``trainer_state.json``).
         """
         torch_dist.init_process_group(self.rank, self.world_size, master_addr, master_port, self.use_gpu)
         torch.manual_seed(int(self.cfg["actor"].get("seed", 0)))  # identical LoRA init on every rank
@@ -108,7 +110,7 @@ class ActorWorker:
             cfg = self.family.resume_cfg(cfg, Path(resume_dir) / "actor")
         model = build_policy(cfg, str(cfg["actor"]["checkpoint_load_path"]), self.use_gpu)
         if resume_dir is not None and family_name(cfg) == "openvla_oft":
-            checkpoint.load_value_head(model, Path(resume_dir) / "actor")
+            load_value_head(model, Path(resume_dir) / "actor")
         self.method.setup_actor(model)
         policy = base_module(model)
         if cfg["actor"]["model"].get("gradient_checkpointing", True):
@@ -117,8 +119,8 @@ class ActorWorker:
         self.model = model.train()
         self.optimizer = build_optimizer(model, cfg["actor"]["optim"], self.method)
         if resume_dir is not None:
-            checkpoint.load_optimizer(self.model, self.optimizer, Path(resume_dir) / "actor" / "optim")
-            self.global_step = int(checkpoint.read_trainer_state(Path(resume_dir))["global_step"])
+            load_optimizer(self.model, self.optimizer, Path(resume_dir) / "actor" / "optim")
+            self.global_step = int(global_step)
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     @annotated
@@ -129,7 +131,7 @@ class ActorWorker:
         actor_dir = Path(out_dir) / "actor"
         if self.rank == 0:
             self.family.save(self.model, state, actor_dir)
-        checkpoint.save_optimizer(self.model, self.optimizer, actor_dir / "optim")
+        save_optimizer(self.model, self.optimizer, actor_dir / "optim")
         if dist.is_initialized():
             dist.barrier()
 

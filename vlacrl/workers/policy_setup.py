@@ -74,9 +74,9 @@ def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str, model=None) ->
 
 
 def save_openvla_oft(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
-    from vlacrl.runners import checkpoint  # noqa: PLC0415
+    from vlacrl.models.adapter_files import write_adapter  # noqa: PLC0415
 
-    checkpoint.write_adapter(model, full_state, actor_dir)
+    write_adapter(model, full_state, actor_dir)
 
 
 def resume_openvla_oft(cfg: Mapping[str, Any], actor_dir: Path) -> dict[str, Any]:

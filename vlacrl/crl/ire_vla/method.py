@@ -259,13 +259,13 @@ class IReVLA(SeqFT):
 def save_adapter(model: torch.nn.Module, out_dir: Path, is_rank0: bool) -> Path:
     """The model's LoRA adapter (+ value head) as a PEFT adapter dir, written by rank 0 (collective gather)."""
     from vlacrl.distributed import torch_dist  # noqa: PLC0415
-    from vlacrl.runners import checkpoint  # noqa: PLC0415
+    from vlacrl.models.adapter_files import write_adapter  # noqa: PLC0415
 
     universe = {n for n, p in model.named_parameters() if "lora_" in n or "value_head" in n}
     with _all_trainable(model, universe):
         state = torch_dist.full_state_dict(model, trainable_only=True)
     if is_rank0:
-        checkpoint.write_adapter(model, state, Path(out_dir))
+        write_adapter(model, state, Path(out_dir))
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
     return Path(out_dir)
