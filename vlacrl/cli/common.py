@@ -140,6 +140,55 @@ def unknown_group_choice(args: list[str]) -> str | None:
     return None
 
 
+def split_hydra_args(args: list[str], default_config: str) -> tuple[str, list[str]] | None:
+    """(config name, overrides) of a plain run's command line; None when it has other Hydra options
+    (``--help``, ``--cfg``, ``-m``, …), which Hydra handles itself."""
+    name, overrides, rest = default_config, [], list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("--config-name", "-cn") and rest:
+            name = rest.pop(0)
+        elif arg.startswith("--config-name="):
+            name = arg.split("=", 1)[1]
+        elif arg.startswith("-"):
+            return None
+        else:
+            overrides.append(arg)
+    return name, overrides
+
+
+def composition_problem(config_name: str, overrides: list[str]) -> str | None:
+    """Hydra's composition error (a key that does not exist, an override it cannot parse) in one line, or None."""
+    from hydra.errors import HydraException  # noqa: PLC0415
+    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+
+    from vlacrl.config.compose import compose  # noqa: PLC0415
+
+    try:
+        compose(config_name, overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = exc.__cause__
+        if cause is not None and "not in struct" in str(cause):
+            key = str(cause).split("full_key: ", 1)[-1].split()[0]
+            return f"{lines[0].rstrip('.')}: {key} is not a key of this config ({'; '.join(lines[1:])}){_guess(key)}"
+        return " ".join(lines)
+    return None
+
+
+def _guess(key: str) -> str:
+    """`` (did you mean crl.x?)`` for a mistyped method key, from every method's parameter names."""
+    import difflib  # noqa: PLC0415
+
+    if not key.startswith("crl."):
+        return ""
+    from vlacrl.crl.params import METHOD_PARAMS, key_types  # noqa: PLC0415
+
+    known = sorted({name for params in METHOD_PARAMS.values() for name in key_types(params)})
+    match = difflib.get_close_matches(key[4:], known, n=1)
+    return f"; did you mean crl.{match[0]}?" if match else ""
+
+
 def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") -> Callable[[], None]:
     """A console-script ``main`` that composes the Hydra config from ``configs/`` and runs ``fn`` guarded."""
     import hydra  # noqa: PLC0415
@@ -150,6 +199,9 @@ def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") 
 
     def main() -> None:
         problem = unknown_group_choice(sys.argv[1:])
+        plain = split_hydra_args(sys.argv[1:], config_name)
+        if problem is None and plain is not None:
+            problem = composition_problem(*plain)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             sys.exit(2)

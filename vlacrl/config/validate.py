@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from vlacrl.config.errors import ConfigError
 from vlacrl.config.key_types import check_key_types
+from vlacrl.config.reference_flags import check_reference_flags
 from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.tiny_checkpoint import missing_checkpoint_hint, tiny_checkpoint_pending
 from vlacrl.distributed.placement import ComponentPlacement, PlacementError, resolve_placement
@@ -345,6 +346,7 @@ CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_s
 def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:
     """Run every check; raise :class:`ConfigError` with one line at the first problem."""
     check_key_types(cfg)
+    check_reference_flags(cfg)
     try:
         placement = resolve_placement(
             _get(cfg, "cluster.component_placement"), num_gpus, int(_get(cfg, "cluster.cpu_world_size", 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from vlacrl.crl.base import CRLMethod
+from vlacrl.crl.params import check_method_keys
 
 METHODS: dict[str, type[CRLMethod]] = {}
 
@@ -39,6 +40,7 @@ def build_method(cfg: Mapping[str, Any]) -> CRLMethod:
     name = str(cfg["crl"].get("method", "seq_ft"))
     if name not in METHODS:
         raise UnknownMethodError(f"unknown crl.method {name!r}; choose one of {sorted(METHODS)}")
+    check_method_keys(name, cfg["crl"])
     return METHODS[name](cfg)
 
 
