@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 
+def config_dir() -> Path:
+    """The Hydra configs, shipped inside the package (``vlacrl/configs``; ``configs/`` of a checkout links there)."""
+    return Path(__file__).resolve().parent / "configs"
+
+
 def repo_root() -> Path:
     """The vlacrl checkout that holds this package (editable installs), or the CWD otherwise."""
     candidate = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from vlacrl.config.resolvers import register_resolvers
 from vlacrl.config.validate import ConfigError
 from vlacrl.envs.errors import EnvConfigError, SimulatorUnavailableError
 from vlacrl.models.errors import LoraError, ModelDirError
-from vlacrl.paths import output_dir_problem, repo_root
+from vlacrl.paths import config_dir, output_dir_problem
 from vlacrl.runners.errors import RunFailure
 
 register_resolvers()
@@ -65,8 +65,8 @@ def int_list(text: str) -> list[int]:
 
 
 def config_path() -> str:
-    """``configs/`` of this checkout (Hydra's config path)."""
-    return str(repo_root() / "configs")
+    """The package's ``configs/`` (Hydra's config path)."""
+    return str(config_dir())
 
 
 def first_worker_error(exc: BaseException) -> str:
@@ -126,7 +126,7 @@ def run_guarded(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
 def unknown_group_choice(args: list[str]) -> str | None:
     """A one-line problem for an override ``group=name`` whose group is a folder of ``configs/`` without
     ``name.yaml`` (``crl=bogus``), else None. Other overrides are left to Hydra."""
-    root = repo_root() / "configs"
+    root = config_dir()
     for arg in args:
         if arg.startswith("-") or "=" not in arg:
             continue

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from vlacrl.config.resolvers import register_resolvers
-from vlacrl.paths import repo_root
-
-
-def config_dir() -> Path:
-    """The ``configs/`` folder of this checkout."""
-    return repo_root() / "configs"
+from vlacrl.paths import config_dir
 
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:

@@ -22,7 +22,8 @@ from typing import Any, Iterable
 import yaml
 from omegaconf import OmegaConf
 
-from vlacrl.config.compose import compose, config_dir
+from vlacrl.config.compose import compose
+from vlacrl.paths import config_dir
 
 #: Main configs whose values are shown side by side (the CPU default and the paper's setting).
 MAIN_CONFIGS = ("cpu_tiny", "crl_experiment/libero_spatial_grpo_openvlaoft_spatial")
