@@ -67,7 +67,7 @@ require_positional() {
 # require_epochs VALUE: MAX_EPOCH is empty (the config's) or a positive integer
 require_epochs() { [[ -z "$1" || "$1" =~ ^[1-9][0-9]*$ ]] || die "MAX_EPOCH must be a positive integer, got \"$1\""; }
 
-# The reference's config-name conventions (spec §5.1).
+# The reference's config-name conventions (docs/launchers.md).
 extract_config_tag() {
     local name; name=$(basename "$1")
     if [[ "$name" == *_openvlaoft || "$name" == *_eval ]]; then echo ""

@@ -1,4 +1,4 @@
-"""GRPO advantages (spec §3.5) and the token-level policy loss (§3.6) against hand-computed golden values."""
+"""GRPO advantages and the token-level policy loss (docs/algorithms.md) against hand-computed golden values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loss mask "ignore after done" (spec §3.3) and the reward-group filter (§3.4), against hand-written rollouts."""
+"""Loss mask "ignore after done" and the reward-group filter (docs/algorithms.md), against hand-written rollouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PPO: GAE over the flattened step axis and the clipped actor-critic loss (spec §3.8), hand-computed."""
+"""PPO: GAE over the flattened step axis and the clipped actor-critic loss (docs/algorithms.md), hand-computed."""
 
 from __future__ import annotations
 

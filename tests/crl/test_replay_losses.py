@@ -1,4 +1,4 @@
-"""ER cross-entropy and DER MSE (spec §4.3) against hand-computed values and the reference's formulas."""
+"""ER cross-entropy and DER MSE (docs/methods/er.md) against hand-computed values and the reference's formulas."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ReplayDataset (spec §4.3): files, demo selection, sample count, sharding, items; the batch iterator."""
+"""ReplayDataset (docs/methods/er.md): files, demo selection, sample count, sharding, items; the batch iterator."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def test_cache_round_trip(tmp_path):
     )
     assert path.name == "put_the_bowl_on_the_plate.hdf5"
     assert not list(tmp_path.glob(".*.tmp"))  # the temp file is gone
-    with h5py.File(path, "r") as file:  # the §4.3 layout, key by key
+    with h5py.File(path, "r") as file:  # the docs/methods/er.md layout, key by key
         group = file["data/demo_0"]
         assert group["actions"].shape == (10, 7) and group["actions"].dtype == np.float32
         assert group["obs/agentview_rgb"].shape == (10, 8, 8, 3) and group["obs/agentview_rgb"].dtype == np.uint8

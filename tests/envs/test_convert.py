@@ -1,4 +1,4 @@
-"""Action conversion (spec §7.5), proprio state and image rotation, on hand-computed values."""
+"""Action conversion (docs/libero.md), proprio state and image rotation, on hand-computed values."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Reward, dones and episode metrics (spec §3.1, §3.2, §7.6) on hand-made termination sequences."""
+"""Reward, dones and episode metrics (docs/algorithms.md) on hand-made termination sequences."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Init-state selection exactly as the reference (spec §7.4)."""
+"""Init-state selection exactly as the reference (docs/libero.md)."""
 
 import numpy as np
 import pytest

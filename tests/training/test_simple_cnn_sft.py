@@ -1,4 +1,4 @@
-"""Simple CNN supervised pre-training (spec §4.7): statistics, bin targets, a tiny run end to end, CLI errors."""
+"""Simple CNN supervised pre-training (docs/methods/simple_cnn.md): statistics, bin targets, a tiny run, CLI errors."""
 
 from __future__ import annotations
 

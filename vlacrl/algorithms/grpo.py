@@ -1,4 +1,4 @@
-"""GRPO for embodied rollouts (spec §3.5 advantage, §3.6 token-level policy loss).
+"""GRPO for embodied rollouts (docs/algorithms.md advantage token-level policy loss).
 
 Actor layout: ``N`` chunk steps, ``M = E·b`` trajectory columns, ``C`` sub-steps per chunk, ``D`` action dim,
 ``G`` group size. Micro-batches hold ``mb`` samples, each one chunk step of one trajectory.

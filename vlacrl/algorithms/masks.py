@@ -1,4 +1,4 @@
-"""Loss mask "ignore after done" (spec §3.3) and the GRPO reward-group filter (spec §3.4).
+"""Loss mask "ignore after done" (docs/algorithms.md) and the GRPO reward-group filter (docs/algorithms.md).
 
 Shapes use the actor layout: ``N`` chunk steps, ``M = E·b`` trajectory columns, ``C`` sub-steps per chunk.
 """

@@ -1,4 +1,4 @@
-"""PPO with GAE and a value head (spec §3.8: ``adv_type: embodied_gae``, ``loss_type: embodied_ppo``).
+"""PPO with GAE and a value head (docs/algorithms.md: ``adv_type: embodied_gae``, ``loss_type: embodied_ppo``).
 
 Actor layout: ``N`` chunk steps, ``M`` trajectory columns, ``C`` entries per chunk (``C = 1`` after
 ``reward_type: chunk_level`` aggregation, which is what the OFT PPO config uses).

@@ -30,7 +30,7 @@ class UnknownNameError(KeyError):
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    """The ``algorithm.*`` keys (spec §6.2) used by the functions of this package, with the reference defaults."""
+    """The ``algorithm.*`` keys (docs/configuration.md) these functions use, with the reference defaults."""
 
     adv_type: str = "embodied_grpo"
     loss_type: str = "embodied_grpo"

@@ -1,4 +1,4 @@
-"""Replay losses of ER and DER (spec §4.3) — pure torch.
+"""Replay losses of ER and DER (docs/methods/er.md) — pure torch.
 
 ER (behaviour cloning): cross-entropy of the expert action tokens under the replay half's **untempered** raw
 logits [B, 56, V] masked to the 256 action ids ``[token_begin, vocab_size)`` (ids below and the padding ids

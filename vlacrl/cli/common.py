@@ -71,7 +71,7 @@ def config_path() -> str:
 
 def first_worker_error(exc: BaseException) -> str:
     """The message of the first real error behind Ray's wrappers."""
-    import ray  # noqa: PLC0415
+    import ray
 
     while isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
         exc = exc.cause
@@ -159,10 +159,10 @@ def split_hydra_args(args: list[str], default_config: str) -> tuple[str, list[st
 
 def composition_problem(config_name: str, overrides: list[str]) -> str | None:
     """Hydra's composition error (a key that does not exist, an override it cannot parse) in one line, or None."""
-    from hydra.errors import HydraException  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    from vlacrl.config.compose import compose  # noqa: PLC0415
+    from vlacrl.config.compose import compose
 
     try:
         compose(config_name, overrides)
@@ -178,11 +178,11 @@ def composition_problem(config_name: str, overrides: list[str]) -> str | None:
 
 def _guess(key: str) -> str:
     """`` (did you mean crl.x?)`` for a mistyped method key, from every method's parameter names."""
-    import difflib  # noqa: PLC0415
+    import difflib
 
     if not key.startswith("crl."):
         return ""
-    from vlacrl.crl.params import METHOD_PARAMS, key_types  # noqa: PLC0415
+    from vlacrl.crl.params import METHOD_PARAMS, key_types
 
     known = sorted({name for params in METHOD_PARAMS.values() for name in key_types(params)})
     match = difflib.get_close_matches(key[4:], known, n=1)
@@ -191,7 +191,7 @@ def _guess(key: str) -> str:
 
 def hydra_entry(fn: Callable[[DictConfig], int], config_name: str = "cpu_tiny") -> Callable[[], None]:
     """A console-script ``main`` that composes the Hydra config from ``configs/`` and runs ``fn`` guarded."""
-    import hydra  # noqa: PLC0415
+    import hydra
 
     @hydra.main(config_path=config_path(), config_name=config_name, version_base=None)
     def _main(cfg: DictConfig) -> None:

@@ -23,8 +23,8 @@ def preflight(cfg: DictConfig) -> None:
     """The checks of the first stage (see vlacrl.config.validate), before the sequence writes anything: bad input
     ends with one line and no output dir. Joining a cluster (``cluster.address``), its GPUs are known only after
     joining, so only the method's checks run here; each stage validates its own config again before Ray starts."""
-    from vlacrl.config.validate import check_method  # noqa: PLC0415
-    from vlacrl.runners.session import local_gpu_count, validate_and_prepare  # noqa: PLC0415
+    from vlacrl.config.validate import check_method
+    from vlacrl.runners.session import local_gpu_count, validate_and_prepare
 
     if cfg.cluster.get("address"):
         check_method(cfg)
@@ -33,10 +33,10 @@ def preflight(cfg: DictConfig) -> None:
 
 
 def run_sequence(cfg: DictConfig) -> int:
-    from vlacrl.crl.registry import build_method  # noqa: PLC0415
-    from vlacrl.metrics.loggers import MetricLogger  # noqa: PLC0415
-    from vlacrl.runners.continual import ContinualRunner  # noqa: PLC0415
-    from vlacrl.runners.stage import run_evaluation, run_training  # noqa: PLC0415
+    from vlacrl.crl.registry import build_method
+    from vlacrl.metrics.loggers import MetricLogger
+    from vlacrl.runners.continual import ContinualRunner
+    from vlacrl.runners.stage import run_evaluation, run_training
 
     preflight(cfg)
     method = build_method(OmegaConf.to_container(cfg, resolve=True))

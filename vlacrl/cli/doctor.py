@@ -27,7 +27,7 @@ def _line(ok: bool | None, label: str, detail: str) -> None:
 def check_python() -> None:
     _line(True, "python", f"{platform.python_version()} ({sys.executable})")
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(gpus)) or "none (CPU mode)"
@@ -52,7 +52,7 @@ def check_render(timeout_s: float) -> list[str]:
 
 def _has_gpu() -> bool:
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         return torch.cuda.is_available()
     except ImportError:
@@ -67,7 +67,7 @@ def check_libero() -> bool:
         return False
     _line(True, "libero config", str(paths.config_file))
     _line(True, "libero assets", str(paths.assets))
-    from vlacrl.envs.libero import suites  # noqa: PLC0415
+    from vlacrl.envs.libero import suites
 
     ok = True
     for suite, expected in suites.SUITE_TASK_COUNTS.items():

@@ -22,7 +22,7 @@ from vlacrl.cli.common import hydra_entry
 
 
 def evaluate(cfg: DictConfig) -> int:
-    from vlacrl.runners.stage import run_evaluation  # noqa: PLC0415
+    from vlacrl.runners.stage import run_evaluation
 
     start = time.perf_counter()
     out = Path(str(cfg.runner.logger.log_path)) / "evals" / time.strftime("%Y%m%d_%H%M%S")

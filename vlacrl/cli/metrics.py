@@ -129,7 +129,7 @@ def write_per_seed(run: RunMetrics, path: Path) -> None:
 
 def write_plots(runs: list[RunMetrics], out: Path) -> list[Path]:
     """Heatmap and task curves of each method (seed mean when the seeds share their rows) and the comparison."""
-    from vlacrl.metrics import plots  # noqa: PLC0415
+    from vlacrl.metrics import plots
 
     paths = []
     for run in runs:
@@ -144,7 +144,7 @@ def write_plots(runs: list[RunMetrics], out: Path) -> list[Path]:
 
 def write_run_curves(args: argparse.Namespace, out: Path) -> list[Path]:
     """Learning curves (success per task by global step) of every RUN_DIR that has a sequence state file."""
-    from vlacrl.metrics.learning_curves import LearningCurveError, write_learning_curves  # noqa: PLC0415
+    from vlacrl.metrics.learning_curves import LearningCurveError, write_learning_curves
 
     labels = args.label or [default_label(d) for d in args.run_dirs]
     paths = []

@@ -1,4 +1,4 @@
-"""``vlacrl-precompute-logits``: build the ER/DER replay cache (spec §4.3) from demonstration files.
+"""``vlacrl-precompute-logits``: build the ER/DER replay cache (docs/methods/er.md) from demonstration files.
 
 For every task it writes ``<output-dir>/<instruction with spaces → _>.hdf5`` with ``data/demo_<i>/{actions,
 obs/agentview_rgb, processed_action_logits, predicted_actions, action_tokens}``; the logits are the base
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_model(args: argparse.Namespace):
     """The base policy (eval mode) and its processor on the chosen device and dtype."""
-    from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy  # noqa: PLC0415
+    from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     precision = args.precision if args.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
@@ -87,7 +87,7 @@ def load_model(args: argparse.Namespace):
 def source_tasks(args: argparse.Namespace):
     """The tasks to process, from --rlds or from HDF5 inputs."""
     if args.rlds is not None:
-        from vlacrl.data.rlds import iter_rlds_tasks  # noqa: PLC0415
+        from vlacrl.data.rlds import iter_rlds_tasks
 
         return iter_rlds_tasks(args.rlds, demos_per_task=args.demos_per_task, first_demo=args.first_demo)
     files = expand_inputs(args.input or [default_demo_dir(args.suite)])

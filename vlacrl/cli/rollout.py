@@ -88,13 +88,13 @@ def sim_config(args: argparse.Namespace):
 
 def expert_chunks(config, task_ids: np.ndarray, states: np.ndarray) -> np.ndarray:
     """[B, 8, 7] probe expert actions for envs at positions ``states[:, :3]``."""
-    from vlacrl.envs.probe.expert import expert_chunk  # noqa: PLC0415
+    from vlacrl.envs.probe.expert import expert_chunk
 
     return np.stack([expert_chunk(config, int(t), s[:3], CHUNK) for t, s in zip(task_ids, states)])
 
 
 def run(args: argparse.Namespace) -> dict:
-    from vlacrl.envs.vector_env import VectorEnv, VectorEnvConfig  # noqa: PLC0415
+    from vlacrl.envs.vector_env import VectorEnv, VectorEnvConfig
 
     simulator, world = sim_config(args)
     tasks = simulator.validate_task_ids(args.suite, args.tasks)
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict:
         "videos": videos,
     }
     if args.demo_dir is not None:
-        from vlacrl.data.expert_demos import write_expert_demos  # noqa: PLC0415
+        from vlacrl.data.expert_demos import write_expert_demos
 
         stats["demo_files"] = [str(p) for p in write_expert_demos(world, tasks, args.demos_per_task, args.demo_dir)]
     return stats

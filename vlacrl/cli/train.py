@@ -16,7 +16,7 @@ from vlacrl.cli.common import hydra_entry
 
 
 def train(cfg: DictConfig) -> int:
-    from vlacrl.runners.stage import run_training  # noqa: PLC0415
+    from vlacrl.runners.stage import run_training
 
     result = run_training(cfg)
     print(f"done: {result.global_step} global steps; logs in {result.log_path}")

@@ -1,4 +1,4 @@
-"""``vlacrl-train-simple-cnn``: supervised pre-training of the Simple CNN baseline (spec §4.7).
+"""``vlacrl-train-simple-cnn``: supervised pre-training of the Simple CNN baseline (docs/methods/simple_cnn.md).
 
 Reads LIBERO demo ``.hdf5`` files (or replay-layout files) from ``--data``, trains with the reference recipe
 (AdamW lr 1e-4, weight decay 1e-5, batch 32, 10 epochs, 10 % validation) and writes ``best_checkpoint.pt``

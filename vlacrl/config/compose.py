@@ -10,8 +10,8 @@ from vlacrl.paths import config_dir
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
     """Compose ``configs/<config_name>.yaml`` with Hydra overrides (``key=value``, ``+key=value``)."""
-    from hydra import compose as hydra_compose  # noqa: PLC0415
-    from hydra import initialize_config_dir  # noqa: PLC0415
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):

@@ -350,7 +350,7 @@ def generate() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vlacrl.paths import repo_root  # noqa: PLC0415
+    from vlacrl.paths import repo_root
 
     parser = argparse.ArgumentParser(prog="python -m vlacrl.config.reference", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=repo_root() / "docs" / "configuration.md", help="markdown file")

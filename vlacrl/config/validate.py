@@ -129,8 +129,8 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
 
 def check_paths(cfg: DictConfig, placement) -> None:
     """The model directories exist, are complete and their safetensors headers open; every adapter fits."""
-    from vlacrl.models.errors import ModelDirError  # noqa: PLC0415
-    from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes, validate_model_dir  # noqa: PLC0415
+    from vlacrl.models.errors import ModelDirError
+    from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes, validate_model_dir
 
     name = str(_get(cfg, "actor.model.model_name", "openvla_oft"))
     if name not in ("openvla_oft", "simple_cnn"):
@@ -161,8 +161,8 @@ def check_adapters(cfg: DictConfig, model_shapes: dict[str, tuple[int, ...]]) ->
     """``actor.model.lora_path`` and each of ``actor.model.lora_paths`` is a readable adapter that fits the model;
     an adapter that training continues (``lora_path``, not ``runner.only_eval``) has rank ``actor.model.lora_rank``
     (peft would silently train it at its own rank)."""
-    from vlacrl.models.errors import LoraError  # noqa: PLC0415
-    from vlacrl.models.lora import check_adapter_dir, check_adapter_fits  # noqa: PLC0415
+    from vlacrl.models.errors import LoraError
+    from vlacrl.models.lora import check_adapter_dir, check_adapter_fits
 
     adapters = [("actor.model.lora_path", _get(cfg, "actor.model.lora_path"))]
     adapters += [("actor.model.lora_paths", p) for p in (_get(cfg, "actor.model.lora_paths") or [])]
@@ -183,8 +183,8 @@ def check_adapters(cfg: DictConfig, model_shapes: dict[str, tuple[int, ...]]) ->
 
 def check_cnn_paths(cfg: DictConfig) -> None:
     """Simple CNN: the checkpoint files the actor and the rollout load exist and carry their metadata."""
-    from vlacrl.models.errors import CNNCheckpointError  # noqa: PLC0415
-    from vlacrl.models.simple_cnn_rl import load_rl_policy  # noqa: PLC0415
+    from vlacrl.models.errors import CNNCheckpointError
+    from vlacrl.models.simple_cnn_rl import load_rl_policy
 
     if _get(cfg, "actor.model.is_lora", False):
         raise ConfigError("actor.model.is_lora: the Simple CNN trains all its weights; set it to False")
@@ -227,10 +227,10 @@ def check_method(cfg: DictConfig, placement=None) -> None:
     """
     if not _get(cfg, "crl") or _get(cfg, "runner.only_eval", False):
         return
-    from omegaconf import OmegaConf  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from vlacrl.crl.registry import UnknownMethodError, build_method  # noqa: PLC0415
+    from vlacrl.crl.registry import UnknownMethodError, build_method
 
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -302,7 +302,7 @@ def check_method_inputs(method, cfg: DictConfig) -> None:
 
 def _check_replay_files(method, cfg: DictConfig) -> None:
     """Index the replay files as the actor will (file metadata only): demos present, logits when cached."""
-    from vlacrl.data import ReplayDataset  # noqa: PLC0415
+    from vlacrl.data import ReplayDataset
 
     files = method.task_files()
     if files:

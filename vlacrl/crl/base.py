@@ -63,7 +63,7 @@ class CRLMethod:
         """Config overrides to evaluate the model after ``stage`` (default: its adapter).
 
         With ``crl.eval_lora_scale = s`` the adapter is evaluated at scale s (``actor.model.lora_scale``,
-        spec §4.8: s = 0 is the base model, s = 1 the adapter as trained).
+        docs/methods/lora_scale.md: s = 0 is the base model, s = 1 the adapter as trained).
         """
         overrides: dict[str, Any] = {"actor.model.lora_path": stage.adapter_dir} if stage.adapter_dir else {}
         scale = self.params.get("eval_lora_scale")

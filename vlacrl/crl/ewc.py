@@ -1,4 +1,4 @@
-"""Elastic Weight Consolidation on the LoRA parameters (spec §4.2), correct under FSDP2 sharding.
+"""Elastic Weight Consolidation on the LoRA parameters (docs/methods/ewc.md), correct under FSDP2 sharding.
 
 * Parameters: every trainable parameter whose name contains ``lora`` (case-insensitive).
 * Anchor θ*: the LoRA weights at the start of the stage (the adapter the stage loads), full tensors on CPU.
@@ -204,7 +204,7 @@ def lora_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]
 
 def adapter_anchor(adapter_dir: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
     """LoRA weights of a saved adapter keyed like the model's parameters (``…lora_A.<adapter>.weight``)."""
-    from peft.utils import load_peft_weights  # noqa: PLC0415
+    from peft.utils import load_peft_weights
 
     saved = load_peft_weights(str(adapter_dir), device="cpu")
     anchor = {}

@@ -1,4 +1,4 @@
-"""Multitask oracle (spec §4.6): one training stage on all tasks of the sequence.
+"""Multitask oracle (docs/methods/multitask.md): one training stage on all tasks of the sequence.
 
 The stage's ``env.fixed_task_ids`` lists every task (sorted, as ``run_embodiment_multitask.sh``); the env
 layer then pools the reset states of all listed tasks (50 per LIBERO task, seed-0 permutation, ordered

@@ -46,10 +46,10 @@ def build_method(cfg: Mapping[str, Any]) -> CRLMethod:
 
 def _import_builtin_methods() -> None:
     """Import every module of ``vlacrl.crl`` so their ``@register`` decorators run."""
-    import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
+    import importlib
+    import pkgutil
 
-    import vlacrl.crl as package  # noqa: PLC0415
+    import vlacrl.crl as package
 
     for info in pkgutil.iter_modules(package.__path__):
         if info.name not in ("base", "registry"):

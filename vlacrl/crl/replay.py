@@ -1,4 +1,4 @@
-"""Experience Replay (``er``) and Dark Experience Replay (``der``) — spec §4.3.
+"""Experience Replay (``er``) and Dark Experience Replay (``der``) — docs/methods/er.md.
 
 Both chain tasks like Seq. FT (the previous stage's adapter keeps training) and concatenate one replay
 micro-batch of demonstration samples to every RL micro-batch:
@@ -80,14 +80,14 @@ class ExperienceReplay(CRLMethod):
 
     def dataset_dir(self):
         """``crl.dataset_dir``, default :func:`vlacrl.data.default_replay_dir` of the train suite."""
-        from vlacrl.data import default_replay_dir  # noqa: PLC0415
+        from vlacrl.data import default_replay_dir
 
         explicit = self.params.get("dataset_dir")
         return explicit if explicit else default_replay_dir(self.suite())
 
     def task_files(self) -> list:
         """The replay files: all of the directory, or those of the earlier stages' tasks (``seen``)."""
-        from vlacrl.data import replay_files, select_task_files  # noqa: PLC0415
+        from vlacrl.data import replay_files, select_task_files
 
         files = replay_files(self.dataset_dir())
         if self.replay_tasks == "all":
@@ -95,15 +95,15 @@ class ExperienceReplay(CRLMethod):
         seen = [int(t) for t in (self.params.get("seen_task_ids") or [])]
         if not seen:
             return []
-        from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
+        from vlacrl.envs.registry import simulator_for
 
         simulator = simulator_for(self.cfg["env"]["train"])
         return select_task_files(files, [simulator.task_language(self.suite(), t) for t in seen])
 
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Build this rank's replay dataset and its endless micro-batch iterator (before FSDP sharding)."""
-        from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset  # noqa: PLC0415
-        from vlacrl.models.openvla_oft import OpenVLAOFTProcessor  # noqa: PLC0415
+        from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset
+        from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
 
         policy = base_module(model)
         self._token_range = (int(policy.token_begin), int(policy.config.tokenizer_vocab_size))

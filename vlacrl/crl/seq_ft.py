@@ -1,4 +1,4 @@
-"""Sequential fine-tuning (Seq. FT, spec §4.1) and its reordered-sequence variant.
+"""Sequential fine-tuning (Seq. FT, docs/methods/seq_ft.md) and its reordered-sequence variant.
 
 Stage 0 trains a fresh LoRA adapter on the base model (or the adapter ``actor.model.lora_path`` already
 names); every later stage loads the previous stage's adapter as *trainable* and keeps training it. Each

@@ -1,4 +1,4 @@
-"""Sequential RL of the Simple CNN baseline (spec §4.7, docs/methods/simple_cnn.md).
+"""Sequential RL of the Simple CNN baseline (docs/methods/simple_cnn.md).
 
 Like Seq. FT, one model keeps training task after task with a fresh optimizer, but the CNN has no adapter:
 stage k > 0 starts from stage k-1's full ``model.pt`` (``actor.checkpoint_load_path``, as the reference's

@@ -1,4 +1,4 @@
-"""SLCA's "slow learner" (spec §4.5): per-component LoRA learning rates as AdamW parameter groups.
+"""SLCA's "slow learner" (docs/methods/slca.md): per-component LoRA learning rates as AdamW parameter groups.
 
 LoRA parameters (names containing ``lora_``) are split into three groups, tested in this order:
 

@@ -1,4 +1,4 @@
-"""Weight merge ("RETAIN" in the paper, spec §4.4): fold earlier adapters into the base, train a new one.
+"""Weight merge ("RETAIN" in the paper; docs/methods/weight_merge.md): fold earlier adapters in, train a new one.
 
 Stage k > 0 builds the model as ``W ← W0 + c · Σ_{j<k} ΔW_j`` (every earlier stage's adapter, in order,
 merged with coefficient c = ``crl.merge_coefficient``; ``vlacrl.models.lora.setup_lora``) and then trains a

@@ -1,7 +1,7 @@
 """Replay data for ER/DER: LIBERO demo HDF5 files, the logit cache, the replay dataset, an RLDS converter.
 
 Layouts: :mod:`vlacrl.data.formats` (the in-memory :class:`Demo` and the conventions), LIBERO's own files
-(:mod:`vlacrl.data.libero_hdf5`), the replay / logit-cache files of spec §4.3 (:mod:`vlacrl.data.logit_cache`).
+(:mod:`vlacrl.data.libero_hdf5`), the replay / logit-cache files of docs/methods/er.md (:mod:`vlacrl.data.logit_cache`).
 The logit computation lives in :mod:`vlacrl.data.precompute`, the optional RLDS reader in
 :mod:`vlacrl.data.rlds` (needs tensorflow). See docs/data.md.
 """
@@ -25,7 +25,7 @@ REPLAY_DIR_SUFFIX = "_simplevla"
 
 
 def _dataset_root(suite: str) -> Path:
-    from vlacrl.envs.registry import simulator_of_suite  # noqa: PLC0415
+    from vlacrl.envs.registry import simulator_of_suite
 
     return simulator_of_suite(suite).dataset_root()
 

@@ -26,8 +26,8 @@ def write_expert_demos(world, task_ids: Sequence[int], per_task: int, out_dir: s
     Returns:
         the written files, in ``task_ids`` order.
     """
-    from vlacrl.envs.probe import tasks as probe_tasks  # noqa: PLC0415
-    from vlacrl.envs.probe.expert import expert_episode  # noqa: PLC0415
+    from vlacrl.envs.probe import tasks as probe_tasks
+    from vlacrl.envs.probe.expert import expert_episode
 
     if not 0 < per_task <= world.num_init_states:
         raise ExpertDemoError(f"demos per task must be in [1, {world.num_init_states}], got {per_task}")

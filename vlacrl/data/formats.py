@@ -1,4 +1,4 @@
-"""The in-memory demonstration and the conventions shared by every replay data format (spec §4.3).
+"""The in-memory demonstration and the conventions shared by every replay data format (docs/methods/er.md).
 
 A :class:`Demo` is one demonstration in the **replay layout**, the layout the policy consumes:
 

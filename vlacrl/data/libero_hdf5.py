@@ -10,7 +10,7 @@ File layout (as LIBERO's ``create_dataset.py`` writes it, e.g. ``libero_spatial/
   ``states``, ``robot_states``, ``rewards``, ``dones``; demo attrs ``num_samples``, ``model_file``,
   ``init_state``.
 
-:func:`read_libero_demo` converts a demo to the replay layout the policy sees (spec §4.3): the gripper to
+:func:`read_libero_demo` converts a demo to the replay layout the policy sees (docs/methods/er.md): the gripper to
 the OpenVLA convention, ``opengl`` frames rotated by 180°, and (by default) OpenVLA's no-op steps dropped
 as in its ``modified_libero_rlds`` re-release. :func:`write_libero_demo_file` writes the same layout (tests,
 hand-made demos).

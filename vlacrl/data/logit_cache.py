@@ -1,4 +1,4 @@
-"""The replay / logit-cache HDF5 layout of the reference (spec §4.3), reader and writer.
+"""The replay / logit-cache HDF5 layout of the reference (docs/methods/er.md), reader and writer.
 
 One file per task, ``<instruction with spaces → _>.hdf5``, holding ``data/demo_<i>`` groups with:
 
@@ -88,7 +88,7 @@ def read_cache_demo(path: str | Path, name: str, *, with_optional: bool = True) 
                     if key in group:
                         kwargs[attr] = np.asarray(group[key])
     except KeyError as exc:
-        raise ReplayDataError(f"{path}: demo {name!r} lacks {exc} (expected the replay layout, spec §4.3)") from exc
+        raise ReplayDataError(f"{path}: demo {name!r} lacks {exc} (expected the replay layout: docs/data.md)") from exc
     except OSError as exc:
         raise ReplayDataError(f"cannot read {path} as HDF5 ({exc})") from exc
     return Demo(**kwargs)

@@ -1,4 +1,4 @@
-"""Building the logit cache: demonstration sources → base-model logits → the §4.3 layout.
+"""Building the logit cache: demonstration sources → base-model logits → the docs/methods/er.md layout.
 
 Sources (:class:`SourceTask`, one per task): LIBERO demo files and files already in the replay layout
 (:func:`iter_hdf5_tasks`), or the RLDS release (:func:`vlacrl.data.rlds.iter_rlds_tasks`).
@@ -86,7 +86,7 @@ def demo_action_logits(
 ) -> torch.Tensor:  # fmt: skip
     """images [T, H, W, 3] uint8 → untempered action-id logits [T, 56, 256] float32 on CPU.
 
-    Frames go through the processor as float tensors (the replay path of spec §2.2).
+    Frames go through the processor as float tensors (the replay path of docs/models.md).
     """
     device = _policy_device(policy)
     begin, vocab = int(policy.token_begin), int(policy.config.tokenizer_vocab_size)

@@ -1,4 +1,4 @@
-"""The ER/DER replay dataset and its endless micro-batch iterator (spec §4.3).
+"""The ER/DER replay dataset and its endless micro-batch iterator (docs/methods/er.md).
 
 :class:`ReplayDataset` indexes every ``.hdf5`` file of a directory in the replay layout
 (:mod:`vlacrl.data.logit_cache`): per file the first ``demos_per_task`` demos in lexicographic order, per demo
@@ -164,7 +164,7 @@ class ReplayCollator:
 
     Output: ``input_ids`` [B, L] int64, ``attention_mask`` [B, L] bool, ``pixel_values`` [B, 1, 6, 224, 224]
     float32 (frames converted to float before resizing), ``action_tokens`` [B, C·D] int64 expert tokens
-    (BOUNDS_Q99 encoding, spec §2.4), ``actions`` [B, C, D] float32 and, when present,
+    (BOUNDS_Q99 encoding, docs/models.md), ``actions`` [B, C, D] float32 and, when present,
     ``reference_logits`` [B, 56, 256] float32.
     """
 

@@ -31,7 +31,7 @@ TFRECORD_GLOB = "*.tfrecord-*"
 def import_tensorflow() -> Any:
     """``tensorflow``, or :class:`OptionalDependencyError` saying how to get it."""
     try:
-        import tensorflow as tf  # noqa: PLC0415
+        import tensorflow as tf
     except ImportError as exc:
         raise OptionalDependencyError(
             "reading the RLDS release (openvla/modified_libero_rlds) needs tensorflow, which vlacrl does not "

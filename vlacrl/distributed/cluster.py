@@ -41,7 +41,7 @@ class WorkerSlot:
 
 def init_ray(address: str | None = None, object_store_memory: int | None = None, env_vars: dict | None = None):
     """Start a local Ray cluster (``address=None``) or connect to one; idempotent."""
-    import ray  # noqa: PLC0415
+    import ray
 
     if ray.is_initialized():
         return
@@ -62,16 +62,16 @@ def init_ray(address: str | None = None, object_store_memory: int | None = None,
 
 def cluster_gpus() -> int:
     """GPUs Ray sees in the cluster (0 on CPU machines)."""
-    import ray  # noqa: PLC0415
+    import ray
 
     return int(ray.cluster_resources().get("GPU", 0))
 
 
 def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) -> dict[str, list[WorkerSlot]]:
     """Create the placement group(s) and return one :class:`WorkerSlot` per worker of each component."""
-    import ray  # noqa: PLC0415
-    from ray.util.placement_group import placement_group  # noqa: PLC0415
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+    import ray
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     gpu_ids = sorted({g for p in placement.values() if p.uses_gpu for g in p.gpu_ids})
     cpu_workers = [(c, r) for c, p in placement.items() if not p.uses_gpu for r in range(p.world_size)]

@@ -10,15 +10,15 @@ import torch
 
 def save_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path) -> None:
     """Sharded AdamW state with torch.distributed.checkpoint (collective over the actor ranks)."""
-    import torch.distributed.checkpoint as dcp  # noqa: PLC0415
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict  # noqa: PLC0415
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(out_dir))
 
 
 def load_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ckpt_dir: Path) -> None:
-    import torch.distributed.checkpoint as dcp  # noqa: PLC0415
-    from torch.distributed.checkpoint.state_dict import (  # noqa: PLC0415
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
         get_optimizer_state_dict,
         set_optimizer_state_dict,
     )

@@ -33,7 +33,7 @@ def free_port() -> int:
 def host_address() -> str:
     """This host's address as other Ray nodes reach it."""
     try:
-        import ray  # noqa: PLC0415
+        import ray
 
         return ray.util.get_node_ip_address()
     except Exception:  # noqa: BLE001 - no Ray: single host
@@ -56,7 +56,7 @@ def shard(
     model: nn.Module, *, use_gpu: bool, cpu_offload: bool = False, block_names: Iterable[str] = BLOCK_CLASS_NAMES
 ):
     """Apply FSDP2 ``fully_shard`` per block and at the root; returns the (same, now sharded) model."""
-    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard  # noqa: PLC0415
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
     kwargs = {}
     if use_gpu:
@@ -74,7 +74,7 @@ def shard(
 
 def full_state_dict(model: nn.Module, trainable_only: bool = True) -> dict[str, torch.Tensor]:
     """Unsharded CPU copy of the model's (trainable) parameters; collective: every rank must call it."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # noqa: PLC0415
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     names = {n for n, p in model.named_parameters() if p.requires_grad} if trainable_only else None
     if dist.is_initialized():

@@ -1,4 +1,4 @@
-"""Per-env episode bookkeeping: reward, dones and the reference's episode metrics (spec §3.1, §7.6).
+"""Per-env episode bookkeeping: reward, dones and the reference's episode metrics (docs/algorithms.md).
 
 Pure numpy over ``B`` envs, so every rule is unit-testable without a simulator.
 """

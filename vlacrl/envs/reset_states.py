@@ -1,4 +1,4 @@
-"""Which init state each env starts from (spec §7.4), reproduced exactly.
+"""Which init state each env starts from (docs/libero.md), reproduced exactly.
 
 Reset-state ids index the concatenation of the selected tasks' init states: for tasks
 ``[t0, t1, ...]`` with ``n0, n1, ...`` states, ids ``[0, n0)`` are task t0's trials, and so on.

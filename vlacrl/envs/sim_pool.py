@@ -37,7 +37,7 @@ def default_num_processes(num_envs: int, memory_per_sim_gb: float, available_gb:
     """As many processes as envs, capped so that their memory (``memory_per_sim_gb`` each) fits in 80 % of
     the available RAM."""
     if available_gb is None:
-        import psutil  # noqa: PLC0415
+        import psutil
 
         available_gb = psutil.virtual_memory().available / 2**30
     by_memory = max(1, int(0.8 * available_gb / memory_per_sim_gb))

@@ -113,7 +113,7 @@ class Simulator(ABC):
     def dataset_root(self) -> Path:
         """Where this family's demo and replay data live by default (``<root>/<suite>``,
         ``<root>/datasets_with_logits/<suite>_simplevla``). Default: ``<repo>/datasets``."""
-        from vlacrl.paths import repo_root  # noqa: PLC0415
+        from vlacrl.paths import repo_root
 
         return repo_root() / "datasets"
 

@@ -1,4 +1,4 @@
-"""Vectorised env of any simulator with the reference's episode semantics (spec §3.1-3.2, §7, §8).
+"""Vectorised env of any simulator with the reference's episode semantics (docs/algorithms.md, docs/libero.md).
 
 One :class:`VectorEnv` per env worker (or pipeline stage) holds ``num_envs`` simulations of one
 :class:`~vlacrl.envs.simulator.Simulator` (LIBERO: in sub-processes; the probe world: in this process),

@@ -36,7 +36,7 @@ class VideoConfig:
 
 def overlay(frame: np.ndarray, text: str, success: bool, info_on_video: bool = True) -> np.ndarray:
     """Draw a coloured border (green: success so far, red: not yet) and a caption on ``frame``."""
-    from PIL import Image, ImageDraw  # noqa: PLC0415
+    from PIL import Image, ImageDraw
 
     out = frame.copy()
     colour = np.array(SUCCESS_RGB if success else FAIL_RGB, dtype=np.uint8)
@@ -97,7 +97,7 @@ class VideoRecorder:
         """Write the collected frames (if this epoch was recorded); always advances the epoch counter."""
         path = None
         if self.active and self.frames:
-            import imageio.v2 as imageio  # noqa: PLC0415
+            import imageio.v2 as imageio
 
             out_dir = Path(self.config.video_base_dir) / (sub_dir or "")
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Continual-learning metrics from success matrices (papers.md §1.5 CRL-VLA, §2.5 Simple Recipe).
+"""Continual-learning metrics from success matrices (the CRL-VLA and Simple Recipe papers).
 
 **Unit.** Success rates are fractions in [0, 1] in every function, array and JSON file of this module;
 only the rendered tables (:func:`markdown_table` of a summary, the CSV of ``vlacrl-metrics``) show
@@ -17,7 +17,7 @@ Grouped stages (several tasks per stage) and the multitask oracle (K = 1, all ta
 * NBT  = mean_{j in O} (S_{s(j),j} - S_{K,j}),  O = {j : s(j) < K}   (forgetting, lower is better)
 * BWT  = mean_{j in O} (S_{K,j} - S_{s(j),j}) = -NBT          (CRL-VLA; negative = forgetting)
 * F    = mean_{j in O} (max_{k >= s(j)} S_{k,j} - S_{K,j})    (CRL-VLA forgetting, from the per-task best)
-* FWT  = (1/T) sum_j (S_{s(j),j} - S^single_j)               ([INF] papers.md §2.5; S^single_j = success of
+* FWT  = (1/T) sum_j (S_{s(j),j} - S^single_j)               ([INF] the Simple Recipe paper; S^single_j = success of
   a fresh adapter trained on task j alone; NaN without such a reference)
 * ZS   = (1/|H|) sum_{h in H} S_{K,h}                        (final success on held-out tasks)
 * dAVG = AVG - (1/T) sum_j S_{0,j},  dZS = ZS - (1/|H|) sum_h S_{0,h}   (v3 tables; need the base row)
@@ -155,7 +155,7 @@ def forgetting(m: CRLMatrix) -> float:
 
 
 def fwt(m: CRLMatrix) -> float:
-    """FWT = (1/T) sum_j (S_{s(j),j} - S^single_j) ([INF] papers.md §2.5); NaN without a full reference."""
+    """FWT = (1/T) sum_j (S_{s(j),j} - S^single_j) ([INF] the Simple Recipe paper); NaN without a full reference."""
     if m.single_ref is None:
         return NAN
     return _mean(m.diagonal - m.single_ref)

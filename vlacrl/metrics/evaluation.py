@@ -1,4 +1,4 @@
-"""Evaluation metrics as the reference computes them (spec §8), from per-episode records."""
+"""Evaluation metrics as the reference computes them (docs/architecture.md), from per-episode records."""
 
 from __future__ import annotations
 

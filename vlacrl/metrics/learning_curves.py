@@ -52,7 +52,7 @@ def state_files(run_dir: str | Path) -> dict[int, Path]:
 
 def _task_scalars(stage_dir: Path) -> dict[int, dict[int, float]]:
     """task → {stage-local step: value} of ``rollout/env_info/task_<k>_success`` under ``stage_dir``."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars: dict[int, dict[int, float]] = {}
     for path in sorted(stage_dir.rglob("events.out.tfevents*")):
@@ -93,10 +93,10 @@ def sequence_curves(state_path: str | Path, seed: int = 0) -> SequenceCurves:
 def plot_learning_curves(curves: SequenceCurves, path: str | Path, title: str | None = None) -> Path:
     """One line per task (training-rollout success by global step), markers for the evaluations after each
     stage, dotted lines at stage boundaries; writes a PNG and returns its path."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     tasks = sorted(set(curves.training) | set(curves.evaluation))
     colours = plt.get_cmap("tab10")

@@ -46,7 +46,7 @@ class ConsoleBackend:
 
 class TensorBoardBackend:
     def __init__(self, log_path: Path, **_):
-        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+        from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(log_path / "tensorboard"))
 
@@ -65,7 +65,7 @@ class TensorBoardBackend:
         self.writer.flush()
 
     def log_video(self, tag: str, path: Path, step: int) -> None:
-        from vlacrl.metrics.videos import gif_summary  # noqa: PLC0415
+        from vlacrl.metrics.videos import gif_summary
 
         self.writer.file_writer.add_summary(gif_summary(tag, path), step)
         self.writer.flush()
@@ -76,7 +76,7 @@ class TensorBoardBackend:
 
 class WandbBackend:
     def __init__(self, log_path: Path, project: str, name: str, config: dict, mode: str = "disabled", **_):
-        import wandb  # noqa: PLC0415
+        import wandb
 
         (log_path / "wandb").mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=name, config=config, dir=str(log_path), mode=mode, reinit=True)
@@ -85,17 +85,17 @@ class WandbBackend:
         self.run.log(dict(metrics), step=step)
 
     def log_image(self, tag: str, image, step: int) -> None:
-        import wandb  # noqa: PLC0415
+        import wandb
 
         self.run.log({tag: wandb.Image(image)}, step=step)
 
     def log_table(self, tag: str, columns: list[str], rows: list[list], step: int) -> None:
-        import wandb  # noqa: PLC0415
+        import wandb
 
         self.run.log({tag: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, step=step)
 
     def log_video(self, tag: str, path: Path, step: int) -> None:
-        import wandb  # noqa: PLC0415
+        import wandb
 
         self.run.log({tag: wandb.Video(str(path), format="mp4")}, step=step)
 
@@ -175,7 +175,7 @@ def _is_number(value) -> bool:
 
 def save_resolved_config(config: dict, log_path: str | Path) -> Path:
     """Write the resolved config as ``config.yaml`` (and ``config.json``) in the log dir."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     path = Path(log_path)
     path.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def heatmap_figure(matrix: SeedMatrix, title: str | None = None) -> Figure:
 
 
 def _colormap():
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     return matplotlib.colormaps["viridis"].with_extremes(bad="0.88")
 
@@ -148,7 +148,7 @@ def _first_training_row(matrix: SeedMatrix, task: int) -> int | None:
 
 
 def _task_colors(n: int) -> list:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]

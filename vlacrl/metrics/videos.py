@@ -15,7 +15,7 @@ import numpy as np
 
 def read_frames(path: str | Path, max_frames: int = 48) -> np.ndarray:
     """Frames of an mp4 as [T, H, W, 3] uint8, T <= ``max_frames`` evenly spaced over the video."""
-    import imageio.v2 as imageio  # noqa: PLC0415
+    import imageio.v2 as imageio
 
     frames = np.asarray(imageio.mimread(str(path), memtest=False))
     if len(frames) > max_frames:
@@ -25,7 +25,7 @@ def read_frames(path: str | Path, max_frames: int = 48) -> np.ndarray:
 
 def gif_bytes(frames: np.ndarray, fps: float = 8.0, max_width: int = 320) -> tuple[bytes, int, int]:
     """[T, H, W, 3] uint8 → (looping GIF bytes, height, width) after downsizing to ``max_width``."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     width, height = images[0].size
@@ -39,7 +39,7 @@ def gif_bytes(frames: np.ndarray, fps: float = 8.0, max_width: int = 320) -> tup
 
 def gif_summary(tag: str, path: str | Path, max_frames: int = 48):
     """A TensorBoard ``Summary`` holding the video at ``path`` as an animated GIF image."""
-    from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: PLC0415
+    from tensorboard.compat.proto.summary_pb2 import Summary
 
     data, height, width = gif_bytes(read_frames(path, max_frames))
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=data)

@@ -17,8 +17,8 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 
 def write_adapter(peft_model, full_state: dict[str, torch.Tensor], out_dir: Path) -> None:
     """Write a PEFT adapter dir from an unsharded state dict of the PEFT model (rank 0 only)."""
-    from peft.utils import get_peft_model_state_dict  # noqa: PLC0415
-    from safetensors.torch import save_file  # noqa: PLC0415
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = get_peft_model_state_dict(peft_model, state_dict=full_state, save_embedding_layers=False)
@@ -31,7 +31,7 @@ def write_adapter(peft_model, full_state: dict[str, torch.Tensor], out_dir: Path
 
 def load_value_head(model: torch.nn.Module, adapter_dir: Path) -> bool:
     """Copy saved value-head weights into ``model`` (full tensors); False when none were saved."""
-    from safetensors.torch import load_file  # noqa: PLC0415
+    from safetensors.torch import load_file
 
     path = adapter_dir / VALUE_HEAD_FILE
     head = getattr(base_module(model), "value_head", None)

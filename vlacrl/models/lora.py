@@ -1,13 +1,13 @@
 """LoRA through peft: the reference's configuration, adapter save/load, merging with a coefficient, scaling.
 
-Configuration (§2.8): r = α = 32 (scaling α/r = 1), dropout 0, Gaussian init (A ~ N(0, 1/r), B = 0),
+Configuration (docs/models.md): r = α = 32 (scaling α/r = 1), dropout 0, Gaussian init (A ~ N(0, 1/r), B = 0),
 ``target_modules`` matched by suffix: the ViT ``qkv``/``proj``/``fc1``/``fc2`` (and the patch-embedding conv
 ``proj``), SigLIP's unused attention-pool ``q``/``kv``/``proj``/``mlp.fc*``, the projector ``fc1``–``fc3``,
 every Llama ``q/k/v/o/gate/up/down_proj`` and ``lm_head``. Only LoRA A/B matrices (+ the value head) train.
 
-Weight merge (§4.4): earlier adapters are folded into the base one after another, each scaled by c:
-``W ← W + c · (α/r) · B_j A_j``; a fresh adapter is then trained on top. LoRA-scale evaluation (§4.8)
-multiplies every LoRA layer's scaling by s (s = 0 → base model, s = 1 → unchanged).
+Weight merge (docs/methods/weight_merge.md): earlier adapters are folded into the base one after another, each
+scaled by c: ``W ← W + c · (α/r) · B_j A_j``; a fresh adapter is then trained on top. LoRA-scale evaluation
+(docs/methods/lora_scale.md) multiplies every LoRA layer's scaling by s (s = 0 → base model, s = 1 → unchanged).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
 def adapter_tensor_shapes(adapter_dir: str | Path) -> dict[str, tuple[int, ...]] | None:
     """Shape of every tensor of ``adapter_model.safetensors``, read from its header only; None for an
     ``adapter_model.bin`` adapter. :class:`LoraError` when the file is corrupted or truncated."""
-    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
+    from safetensors import SafetensorError, safe_open
 
     file = Path(adapter_dir) / ADAPTER_WEIGHTS[0]
     if not file.is_file():

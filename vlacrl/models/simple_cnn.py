@@ -1,4 +1,4 @@
-"""The Simple CNN baseline policy (§4.7) and its checkpoint format.
+"""The Simple CNN baseline policy (docs/methods/simple_cnn.md) and its checkpoint format.
 
 Image encoder: Conv7×7/2 (3→64) + BN + ReLU + MaxPool3/2, then three stages of two [Conv3×3 (no bias) + BN
 + ReLU] blocks (64→128 stride 1, 128→256 stride 2, 256→512 stride 2; no residuals), global average pool

@@ -1,4 +1,4 @@
-"""The Simple CNN as an RL policy: the same worker-facing interface as OpenVLA-OFT (spec §4.7).
+"""The Simple CNN as an RL policy: the same worker-facing interface as OpenVLA-OFT (docs/methods/simple_cnn.md).
 
 The rollout and actor workers call ``predict_action_batch`` / ``action_logprobs`` with the VLA batch keys,
 so the CNN reuses the whole Ray loop:
@@ -204,11 +204,11 @@ def write_random_cnn_checkpoint(
         unnorm_key: which of the tiny checkpoint's synthetic action statistics to store, without a mask (all 7
             dims normalised, as statistics computed from demos by ``compute_action_statistics``).
     """
-    from vlacrl.models.openvla_oft.presets import synthetic_dataset_statistics  # noqa: PLC0415
-    from vlacrl.models.simple_cnn import build_task_id_map  # noqa: PLC0415
+    from vlacrl.models.openvla_oft.presets import synthetic_dataset_statistics
+    from vlacrl.models.simple_cnn import build_task_id_map
 
     if task_names is None:
-        from vlacrl.envs.registry import get_simulator  # noqa: PLC0415
+        from vlacrl.envs.registry import get_simulator
 
         libero = get_simulator("libero")
         task_names = [libero.task_language("libero_spatial", i) for i in range(libero.num_tasks("libero_spatial"))]

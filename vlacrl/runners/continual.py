@@ -94,8 +94,8 @@ def check_eval_envs(cfg: DictConfig, num_eval_tasks: int) -> None:
     """Every evaluated task gets the same number of eval episodes on every env rank (the eval reset-state
     sampler's rule): ``env.eval.num_envs`` (the total over env workers) must split into equal per-task
     counts, each divisible by the env world size. Checked before the first stage starts."""
-    from vlacrl.distributed.placement import PlacementError, resolve_placement  # noqa: PLC0415
-    from vlacrl.runners.session import local_gpu_count  # noqa: PLC0415
+    from vlacrl.distributed.placement import PlacementError, resolve_placement
+    from vlacrl.runners.session import local_gpu_count
 
     if "cluster" not in cfg or cfg.env.eval.get("num_envs") is None:
         return  # a partial config (library use): each evaluation validates its full config itself
@@ -171,8 +171,8 @@ class ContinualRunner:
     def _log_matrix(self, step: int) -> None:
         """The matrix so far as a markdown table and a heatmap image (a failure here only warns)."""
         try:
-            from vlacrl.metrics.crl_metrics import SeedMatrix, matrix_table  # noqa: PLC0415
-            from vlacrl.metrics.plots import heatmap_array  # noqa: PLC0415
+            from vlacrl.metrics.crl_metrics import SeedMatrix, matrix_table
+            from vlacrl.metrics.plots import heatmap_array
 
             matrix = SeedMatrix.from_dict(asdict(self.matrix), seed=self.settings.seed)
             self.metric_logger.log_table("crl/success_matrix", *matrix_table(matrix), step=step)

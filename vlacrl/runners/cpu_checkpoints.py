@@ -41,15 +41,15 @@ def ensure_tiny_checkpoint(cfg: DictConfig) -> None:
 
 
 def _write_tiny(path: Path) -> None:
-    from vlacrl.models.openvla_oft import write_tiny_checkpoint  # noqa: PLC0415
+    from vlacrl.models.openvla_oft import write_tiny_checkpoint
 
     logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)
     write_tiny_checkpoint(path)
 
 
 def _write_random_cnn(cfg: DictConfig, path: Path) -> None:
-    from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
-    from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint  # noqa: PLC0415
+    from vlacrl.envs.registry import simulator_for
+    from vlacrl.models.simple_cnn_rl import write_random_cnn_checkpoint
 
     logger.info("creating a random Simple CNN checkpoint in %s (first run)", path)
     simulator, suite = simulator_for(cfg.env.train), str(cfg.env.train.task_suite_name)
@@ -60,9 +60,9 @@ def _write_random_cnn(cfg: DictConfig, path: Path) -> None:
 def _expert_demo_files(cfg: DictConfig, sft: Mapping[str, Any]) -> list[Path]:
     """The probe expert's demo files in ``sft.demo_dir`` (``sft.demos_per_task`` per task of ``env.train``'s
     world, at ``sft.demo_step_size`` when given), recorded first when the folder has none."""
-    from vlacrl.data import replay_files  # noqa: PLC0415
-    from vlacrl.data.expert_demos import write_expert_demos  # noqa: PLC0415
-    from vlacrl.envs.registry import simulator_for  # noqa: PLC0415
+    from vlacrl.data import replay_files
+    from vlacrl.data.expert_demos import write_expert_demos
+    from vlacrl.envs.registry import simulator_for
 
     simulator = simulator_for(cfg.env.train)
     if simulator.name != "probe":
@@ -86,7 +86,7 @@ def _expert_demo_files(cfg: DictConfig, sft: Mapping[str, Any]) -> list[Path]:
 def _in_task_order(files: list[Path], simulator, suite: str) -> list[Path]:
     """Demo files in task-id order (as they are written), others after them by name: the SFT base's sample order,
     and so the base itself, must not depend on whether the demos were recorded in this run or an earlier one."""
-    from vlacrl.data.formats import cache_file_name  # noqa: PLC0415
+    from vlacrl.data.formats import cache_file_name
 
     names = [cache_file_name(simulator.task_language(suite, t)) for t in range(simulator.num_tasks(suite))]
     rank = {name: i for i, name in enumerate(names)}
@@ -96,8 +96,8 @@ def _in_task_order(files: list[Path], simulator, suite: str) -> list[Path]:
 def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
     """Expert demos → the Simple CNN's supervised recipe with ``sft.label_smoothing`` → the last epoch at ``path``
     (not the lowest validation loss: with a few hundred samples that can be an early, barely trained epoch)."""
-    from vlacrl.models.simple_cnn_rl import square_image_size  # noqa: PLC0415
-    from vlacrl.training.simple_cnn_sft import SFTConfig, train_simple_cnn  # noqa: PLC0415
+    from vlacrl.models.simple_cnn_rl import square_image_size
+    from vlacrl.training.simple_cnn_sft import SFTConfig, train_simple_cnn
 
     files = _expert_demo_files(cfg, sft)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def _write_cnn_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> 
 
 def _write_sft_base(cfg: DictConfig, path: Path, sft: Mapping[str, Any]) -> None:
     """Tiny base → expert demos of every probe task (``env.train``'s world) → SFT → ``path``."""
-    from vlacrl.training.oft_sft import SFTConfig, supervised_finetune  # noqa: PLC0415
+    from vlacrl.training.oft_sft import SFTConfig, supervised_finetune
 
     base = Path(str(sft["base_model"]))
     if not (base / "config.json").exists():

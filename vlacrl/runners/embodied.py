@@ -1,4 +1,4 @@
-"""The training loop of one task (spec §1.4) and evaluation (spec §8), driven from the Ray driver.
+"""The training loop of one task and its evaluation (docs/architecture.md), driven from the Ray driver.
 
 Per global step: weight sync actor → rollout, rollout generation (env and rollout workers exchange
 env batches and action chunks through Ray object refs; with ``pipeline_stage_num`` > 1 one stage's
@@ -120,7 +120,7 @@ class EmbodiedRunner:
         step's start, the rollouts' partial buffers dropped. Nothing to do while every env worker lives."""
         if not self.dead_envs:
             return
-        import ray  # noqa: PLC0415
+        import ray
 
         for rank in sorted(self.dead_envs):
             try:
@@ -262,6 +262,6 @@ class EmbodiedRunner:
 
 def eval_task_ids(cfg: dict[str, Any]) -> list[int]:
     """Tasks evaluated: ``env.eval.fixed_task_ids`` or every task of the suite."""
-    from vlacrl.envs.registry import task_ids_of  # noqa: PLC0415
+    from vlacrl.envs.registry import task_ids_of
 
     return task_ids_of(cfg["env"]["eval"])

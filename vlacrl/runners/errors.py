@@ -56,7 +56,7 @@ def ray_get(refs: Any, groups: Any = None) -> Any:
     ``groups`` (a ``WorkerGroups``) maps Ray actor ids to role and rank; without it the actor's name
     (``rollout_0``, ``env_train_1``, ...) is used.
     """
-    import ray  # noqa: PLC0415
+    import ray
 
     try:
         return ray.get(refs)
@@ -69,7 +69,7 @@ def ray_get(refs: Any, groups: Any = None) -> Any:
 
 def actor_death(exc: BaseException):
     """The ``RayActorError`` behind ``exc`` (following ``RayTaskError`` causes), or None."""
-    import ray  # noqa: PLC0415
+    import ray
 
     for _ in range(32):  # bounded: a cause chain never loops, but be safe
         cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
@@ -112,7 +112,7 @@ def _role_and_rank(actor_id: str | None, text: str, groups: Any) -> tuple[str, i
 def ray_logs_dir() -> Path | None:
     """The log directory of the Ray session this driver is connected to (None when unknown)."""
     try:
-        import ray  # noqa: PLC0415
+        import ray
 
         node = ray._private.worker._global_node  # noqa: SLF001 - the session's own log dir (no public API)
         return Path(node.get_logs_dir_path()) if node is not None else None

@@ -36,7 +36,7 @@ def check_trainer_state(ckpt: Path) -> None:
 
 
 def check_safetensors(ckpt: Path, path: Path) -> None:
-    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -47,7 +47,7 @@ def check_safetensors(ckpt: Path, path: Path) -> None:
 
 def check_optimizer(ckpt: Path, optim_dir: Path) -> None:
     """The DCP index opens and every byte range it records lies inside its shard file."""
-    from torch.distributed.checkpoint import FileSystemReader  # noqa: PLC0415
+    from torch.distributed.checkpoint import FileSystemReader
 
     try:
         storage = FileSystemReader(str(optim_dir)).read_metadata().storage_data
@@ -66,7 +66,7 @@ def check_optimizer(ckpt: Path, optim_dir: Path) -> None:
 
 def check_resumable(ckpt: Path) -> None:
     """Raise :class:`ConfigError` when a file the resumed run would load from ``ckpt`` is damaged."""
-    from vlacrl.models.lora import check_adapter_dir  # noqa: PLC0415
+    from vlacrl.models.lora import check_adapter_dir
 
     ckpt = Path(ckpt)
     check_trainer_state(ckpt)

@@ -24,7 +24,7 @@ register_resolvers()
 
 def local_gpu_count() -> int:
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except ImportError:
@@ -65,9 +65,9 @@ def validate_and_prepare(cfg: DictConfig, num_gpus: int):
 @contextlib.contextmanager
 def start_run(cfg: DictConfig, *, train: bool):
     """Validate, start Ray and the workers; yields (resolved cfg, groups, metric logger, resume dir)."""
-    from vlacrl.distributed.cluster import cluster_gpus, init_ray  # noqa: PLC0415
-    from vlacrl.metrics.loggers import MetricLogger, save_resolved_config  # noqa: PLC0415
-    from vlacrl.runners.workers import create_groups  # noqa: PLC0415
+    from vlacrl.distributed.cluster import cluster_gpus, init_ray
+    from vlacrl.metrics.loggers import MetricLogger, save_resolved_config
+    from vlacrl.runners.workers import create_groups
 
     prepare_simulators(cfg)
     address = cfg.cluster.get("address")
@@ -100,7 +100,7 @@ def start_run(cfg: DictConfig, *, train: bool):
 
 
 def _shutdown_ray() -> None:
-    import ray  # noqa: PLC0415
+    import ray
 
     if ray.is_initialized():
         ray.shutdown()

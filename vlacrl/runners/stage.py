@@ -60,7 +60,7 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[s
 def log_new_videos(metric_logger, resolved: dict[str, Any], since: float) -> None:
     """Send the evaluation videos written since ``since`` to TensorBoard/WandB (at most
     ``runner.logger.max_logged_videos``, default 2) as ``eval/video/<name>``."""
-    from vlacrl.metrics.videos import new_videos  # noqa: PLC0415
+    from vlacrl.metrics.videos import new_videos
 
     video_cfg = resolved["env"]["eval"].get("video_cfg") or {}
     limit = int(resolved["runner"]["logger"].get("max_logged_videos", 2))

@@ -40,7 +40,7 @@ class WorkerGroups:
 
 
 def _remote(cls, slot: WorkerSlot, name: str):
-    import ray  # noqa: PLC0415
+    import ray
 
     return ray.remote(cls).options(name=name, **slot.ray_options)
 

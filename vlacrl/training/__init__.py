@@ -1,4 +1,4 @@
-"""Supervised training outside the RL loop: the Simple CNN baseline's pre-training (spec §4.7).
+"""Supervised training outside the RL loop: the Simple CNN baseline's pre-training (docs/methods/simple_cnn.md).
 
 See :mod:`vlacrl.training.simple_cnn_sft` and docs/methods/simple_cnn.md.
 """

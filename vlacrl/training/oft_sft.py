@@ -54,10 +54,10 @@ def supervised_finetune(
     Returns the record also written to ``out_dir/sft_info.json``: config, number of samples, first/last loss
     and token accuracy, seconds.
     """
-    from vlacrl.algorithms.replay_losses import action_token_cross_entropy  # noqa: PLC0415
-    from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset  # noqa: PLC0415
-    from vlacrl.models.openvla_oft import OpenVLAOFTProcessor  # noqa: PLC0415
-    from vlacrl.models.openvla_oft.checkpoint import load_policy, save_sharded  # noqa: PLC0415
+    from vlacrl.algorithms.replay_losses import action_token_cross_entropy
+    from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset
+    from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
+    from vlacrl.models.openvla_oft.checkpoint import load_policy, save_sharded
 
     start = time.perf_counter()
     torch.manual_seed(config.seed)

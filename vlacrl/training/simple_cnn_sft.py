@@ -1,4 +1,4 @@
-"""Supervised pre-training of the Simple CNN baseline on LIBERO demonstrations (spec §4.7).
+"""Supervised pre-training of the Simple CNN baseline on LIBERO demonstrations (docs/methods/simple_cnn.md).
 
 Recipe (the reference's ``simple_cnn_train.py``): every demo step t with a full chunk ``actions[t : t + 8]``
 is one sample (agentview frame at t, task id, 8×7 action chunk). Action statistics (q01, q99, min, max,

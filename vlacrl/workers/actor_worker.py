@@ -1,6 +1,6 @@
 """ActorWorker: one FSDP2 rank that turns rollout batches into policy updates.
 
-Per global step (spec §1.3, §3.7): rollout layout → actor layout → loss mask → group filter →
+Per global step (docs/architecture.md): rollout layout → actor layout → loss mask → group filter →
 advantages → flatten + one shared shuffle → mini-batches of ``global_batch_size / actor_ws`` samples
 → micro-batches (gradient accumulation) → grad-norm clip → AdamW step. AdamW is built as the
 reference builds it: groups with only ``lr`` and ``betas`` (so eps = 1e-8, weight_decay = 0.01).
@@ -164,7 +164,7 @@ class ActorWorker:
         """Policy outputs of the RL micro-batch and, when the method replays data, of its replay batch.
 
         The replay batch (same model-input keys; ``action_tokens`` are the expert tokens) is concatenated
-        to the RL half for one forward, then the outputs are split back (spec §4.3).
+        to the RL half for one forward, then the outputs are split back (docs/methods/er.md).
         """
         replay = self.method.replay_batch()
         inputs = {k: micro[k].to(self.device) for k in MODEL_INPUT_KEYS}

@@ -4,7 +4,7 @@
 
 * ``openvla_oft`` — the HF-format OpenVLA-OFT directory with a PEFT LoRA adapter (and value head);
   checkpoints are adapter directories.
-* ``simple_cnn`` — the Simple CNN baseline (spec §4.7), fully trained (no LoRA); checkpoints are
+* ``simple_cnn`` — the Simple CNN baseline (docs/methods/simple_cnn.md), fully trained (no LoRA); checkpoints are
   ``model.pt`` files.
 
 The rollout and the actor build the *same* model (same parameter names and shapes), so the actor's
@@ -74,7 +74,7 @@ def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str, model=None) ->
 
 
 def save_openvla_oft(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
-    from vlacrl.models.adapter_files import write_adapter  # noqa: PLC0415
+    from vlacrl.models.adapter_files import write_adapter
 
     write_adapter(model, full_state, actor_dir)
 

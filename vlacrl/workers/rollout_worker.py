@@ -2,7 +2,7 @@
 
 Per rollout epoch and pipeline stage the driver calls ``act`` once per chunk step with the env batch,
 then ``observe_final`` with the epoch's last env batch. ``collect`` returns everything of the global
-step in the reference's rollout layout (spec §1.3), per stage concatenated along the env axis:
+step in the reference's rollout layout (docs/architecture.md), per stage concatenated along the env axis:
 
     input_ids [E·N, b, L] int64, attention_mask [E·N, b, L] bool, pixel_values [E·N, b, 1, 6, 224, 224],
     action_tokens [E·N, b, C, D] int64, prev_logprobs [E·N, b, C·D], prev_values [E·(N+1), b, V],

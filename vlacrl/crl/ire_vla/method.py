@@ -187,15 +187,15 @@ class IReVLA(SeqFT):
 
     def demo_files(self) -> list:
         """The expert-demo files: every ``.hdf5`` of ``crl.dataset_dir`` (default: ER's replay directory)."""
-        from vlacrl.data import default_replay_dir, replay_files  # noqa: PLC0415
+        from vlacrl.data import default_replay_dir, replay_files
 
         explicit = self.params.get("dataset_dir")
         return replay_files(explicit or default_replay_dir(str(self.cfg["env"]["train"]["task_suite_name"])))
 
     def demo_batches(self, model: torch.nn.Module, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """Endless expert-demo batches of ``batch_size`` rows from :meth:`demo_files` (ER's replay format)."""
-        from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset  # noqa: PLC0415
-        from vlacrl.models.openvla_oft import OpenVLAOFTProcessor  # noqa: PLC0415
+        from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset
+        from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
 
         policy = base_module(model)
         rank, world = S.rank_and_world()
@@ -258,8 +258,8 @@ class IReVLA(SeqFT):
 
 def save_adapter(model: torch.nn.Module, out_dir: Path, is_rank0: bool) -> Path:
     """The model's LoRA adapter (+ value head) as a PEFT adapter dir, written by rank 0 (collective gather)."""
-    from vlacrl.distributed import torch_dist  # noqa: PLC0415
-    from vlacrl.models.adapter_files import write_adapter  # noqa: PLC0415
+    from vlacrl.distributed import torch_dist
+    from vlacrl.models.adapter_files import write_adapter
 
     universe = {n for n, p in model.named_parameters() if "lora_" in n or "value_head" in n}
     with _all_trainable(model, universe):

@@ -1,4 +1,4 @@
-"""Conversions between the policy's conventions and LIBERO's (spec §7.3, §7.5)."""
+"""Conversions between the policy's conventions and LIBERO's (docs/libero.md)."""
 
 from __future__ import annotations
 

@@ -99,8 +99,8 @@ def physical_cuda_ordinal(local_device: int, visible: str | None) -> int:
 
 def query_egl_cuda_ids() -> list[int | None]:  # pragma: no cover - needs NVIDIA EGL
     """CUDA ordinal of every EGL device (None where the device is not an NVIDIA GPU)."""
-    from mujoco.egl import egl_ext  # noqa: PLC0415
-    from OpenGL import EGL  # noqa: PLC0415 - only on GPU hosts, after PYOPENGL_PLATFORM=egl
+    from mujoco.egl import egl_ext
+    from OpenGL import EGL  # only on GPU hosts, after PYOPENGL_PLATFORM=egl
 
     ids: list[int | None] = []
     for device in egl_ext.eglQueryDevicesEXT():

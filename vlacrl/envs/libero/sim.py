@@ -58,7 +58,7 @@ class LiberoSim:
             return
         self.close()
         spec = suites.task_spec(self.config.suite, task_id)
-        from libero.libero.envs import OffScreenRenderEnv  # noqa: PLC0415 - after render setup
+        from libero.libero.envs import OffScreenRenderEnv  # after render setup
 
         cfg = self.config
         horizon = max(DEFAULT_HORIZON, cfg.max_episode_steps + cfg.settle_steps + 1)

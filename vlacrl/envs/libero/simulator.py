@@ -72,7 +72,7 @@ class LiberoSimulator(Simulator):
         render.require_working_backend(changes.get("MUJOCO_GL"), changes)
         if in_process:
             apply_env(changes)  # before this process first imports robosuite
-            from vlacrl.envs.libero.sim import LiberoSim  # noqa: PLC0415 - after the render set-up
+            from vlacrl.envs.libero.sim import LiberoSim  # after the render set-up
 
             return InProcessSimPool(sim_config, task_ids, LiberoSim, self.label)
         procs = num_processes or default_num_processes(len(task_ids), MEMORY_PER_SIM_GB)
@@ -89,7 +89,7 @@ class LiberoSimulator(Simulator):
 
     def dataset_root(self) -> Path:
         """``<LIBERO config dir>/datasets``: where LIBERO's download script and the reference put data."""
-        from vlacrl.envs.libero.setup import default_config_dir  # noqa: PLC0415
+        from vlacrl.envs.libero.setup import default_config_dir
 
         return default_config_dir() / "datasets"
 

@@ -54,11 +54,11 @@ def validate_task_ids(suite: str, task_ids: Iterable[int]) -> list[int]:
 
 
 def _benchmark_module():
-    from vlacrl.envs.libero.setup import ensure_libero_ready  # noqa: PLC0415
+    from vlacrl.envs.libero.setup import ensure_libero_ready
 
     ensure_libero_ready()
     with contextlib.redirect_stdout(io.StringIO()):  # LIBERO prints "[info] using task orders"
-        from libero.libero import benchmark  # noqa: PLC0415
+        from libero.libero import benchmark
     return benchmark
 
 

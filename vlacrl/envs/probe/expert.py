@@ -50,7 +50,7 @@ def expert_episode(config: ProbeConfig, task_id: int, trial_id: int, min_steps: 
         images [T, H, W, 3] uint8 (the observation before each action), actions [T, 7] float32 (model
         convention, gripper 1 = open), and whether the episode ended in success.
     """
-    from vlacrl.envs.probe.world import ProbeSim  # noqa: PLC0415
+    from vlacrl.envs.probe.world import ProbeSim
 
     sim = ProbeSim(config, task_id)
     obs = sim.reset(trial_id)

@@ -58,7 +58,7 @@ def read_weight_shapes(model_dir: str | Path) -> dict[str, tuple[int, ...]]:
 
     Raises :class:`ModelDirError` for a shard the index names that is missing, corrupted or truncated.
     """
-    from safetensors import SafetensorError  # noqa: PLC0415 - the exception type only
+    from safetensors import SafetensorError  # the exception type only
 
     path = Path(model_dir)
     try:

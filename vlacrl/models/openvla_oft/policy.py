@@ -1,6 +1,6 @@
 """OpenVLA-OFT as an RL policy: 56 action tokens decoded in parallel from one bidirectional forward.
 
-Sequence (§2.3 of the spec), for a prompt of L = 128 tokens ``[BOS, PAD…, prompt…, 29871]``:
+Sequence (docs/models.md), for a prompt of L = 128 tokens ``[BOS, PAD…, prompt…, 29871]``:
 ``[emb(BOS), 256 patch embeddings, emb(tokens 1..L-1), 56 zero embeddings]`` → 1 + 256 + 127 + 56 = 440
 positions; attention mask likewise (patches and placeholders 1); ``position_ids = cumsum(mask) - 1``.
 Row j of the action logits is read at sequence position ``-57 + j`` (the first one at the prompt's final

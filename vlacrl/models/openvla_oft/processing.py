@@ -1,4 +1,4 @@
-"""Observation → model inputs: the LIBERO prompt and the two-backbone image normalisation (§2.2).
+"""Observation → model inputs: the LIBERO prompt and the two-backbone image normalisation (docs/models.md).
 
 Prompt: ``"In: What action should the robot take to {instruction.lower()}?\\nOut: "`` tokenised with the
 checkpoint's tokenizer, then laid out as the reference's processor leaves it: ``[BOS, PAD…PAD, prompt
