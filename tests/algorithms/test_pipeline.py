@@ -17,6 +17,7 @@ from vlacrl.algorithms import (
     iter_minibatches,
     make_update_schedule,
     mean_metrics,
+    prepare_batch,
     rollout_batch_to_actor_layout,
     rollout_metrics,
 )
@@ -53,16 +54,25 @@ def _rollout_batch(gen: torch.Generator) -> dict[str, torch.Tensor]:
 def test_one_grpo_update_pass():
     gen = torch.Generator().manual_seed(3)
     cfg = AlgorithmConfig(group_size=G, rollout_epoch=E)
-    batch = rollout_batch_to_actor_layout(_rollout_batch(gen), cfg.rollout_epoch)
+    raw = _rollout_batch(gen)
+    batch, metrics = prepare_batch(dict(raw), cfg)  # what the actor calls once per global step
     assert batch["rewards"].shape == (N, E * B, C) and batch["dones"].shape == (N + 1, E * B, C)
 
-    loss_mask, loss_mask_sum = compute_loss_mask(batch["dones"])
-    loss_mask, _ = apply_group_filter(batch["rewards"], loss_mask, G, cfg.rewards_lower_bound, cfg.rewards_upper_bound)
-    adv, ret = compute_advantages_and_returns(cfg, rewards=batch["rewards"], dones=batch["dones"], loss_mask=loss_mask)
-    assert torch.count_nonzero(adv[~loss_mask]) == 0
-    batch.update(loss_mask=loss_mask, loss_mask_sum=loss_mask_sum, advantages=adv, returns=ret)
-    metrics = rollout_metrics(batch["rewards"], adv, ret)
-    assert set(metrics) == {"rewards", *(f"{k}_{s}" for k in ("advantages", "returns") for s in ("mean", "max", "min"))}
+    # the same, step by step: layout, "ignore after done", the group filter, advantages
+    layout = rollout_batch_to_actor_layout(raw, cfg.rollout_epoch)
+    valid, loss_mask_sum = compute_loss_mask(layout["dones"])
+    loss_mask, _ = apply_group_filter(layout["rewards"], valid, G, cfg.rewards_lower_bound, cfg.rewards_upper_bound)
+    adv, ret = compute_advantages_and_returns(
+        cfg, rewards=layout["rewards"], dones=layout["dones"], loss_mask=loss_mask
+    )
+    for key, expected in (("valid_mask", valid), ("loss_mask", loss_mask), ("loss_mask_sum", loss_mask_sum),
+                          ("advantages", adv), ("returns", ret)):  # fmt: skip
+        assert torch.equal(batch[key], expected), key
+    assert torch.count_nonzero(batch["advantages"][~batch["loss_mask"]]) == 0
+    assert bool(loss_mask.any()) and not bool(loss_mask.all())  # some steps train, some are masked
+    names = {"rewards", *(f"{k}_{s}" for k in ("advantages", "returns") for s in ("mean", "max", "min"))}
+    assert metrics == {f"rollout/{k}": v for k, v in rollout_metrics(layout["rewards"], adv, ret).items()}
+    assert set(metrics) == {f"rollout/{n}" for n in names}
 
     flat = flatten_and_shuffle(batch, generator=torch.Generator().manual_seed(0))
     schedule = make_update_schedule(N * E * B, global_batch_size=8, micro_batch_size=2, actor_world_size=1)

@@ -14,6 +14,7 @@ from vlacrl.algorithms.layout import (
 from vlacrl.algorithms.masks import apply_group_filter, compute_loss_mask
 from vlacrl.algorithms.metrics import mean_metrics, rollout_metrics
 from vlacrl.algorithms.ppo import compute_gae_advantages, huber_loss, ppo_actor_critic_loss
+from vlacrl.algorithms.prepare import prepare_batch
 from vlacrl.algorithms.registry import (
     ADVANTAGE_REGISTRY,
     LOSS_REGISTRY,
@@ -48,6 +49,7 @@ __all__ = [
     "make_update_schedule",
     "mean_metrics",
     "ppo_actor_critic_loss",
+    "prepare_batch",
     "rollout_batch_to_actor_layout",
     "rollout_to_actor_layout",
     "rollout_metrics",

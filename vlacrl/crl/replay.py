@@ -23,12 +23,13 @@ from vlacrl.algorithms.replay_losses import der_loss, er_loss
 from vlacrl.crl.base import CRLMethod, StageRecord
 from vlacrl.crl.common import previous_adapter, task_order
 from vlacrl.crl.registry import register
+from vlacrl.models.inputs import PROMPT_INPUT_KEYS
 from vlacrl.models.lora import base_module
 
 logger = logging.getLogger(__name__)
 
 REPLAY_TASK_MODES = ("all", "seen")
-INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values")
+INPUT_KEYS = PROMPT_INPUT_KEYS
 
 
 class ReplayConfigError(ValueError):

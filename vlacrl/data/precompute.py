@@ -22,6 +22,7 @@ from vlacrl.data.errors import ReplayDataError
 from vlacrl.data.formats import Demo, expert_windows, task_description_from_filename
 from vlacrl.data.libero_hdf5 import is_libero_demo_file, libero_instruction, list_demos, read_libero_demo
 from vlacrl.data.logit_cache import cache_instruction, read_cache_demo
+from vlacrl.models.inputs import PROMPT_INPUT_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def demo_action_logits(
     for start in range(0, len(images), batch_size):
         frames = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(torch.float32)
         inputs = processor([instruction] * len(frames), frames)
-        out = policy(*(inputs[k].to(device) for k in ("input_ids", "attention_mask", "pixel_values")))
+        out = policy(*(inputs[k].to(device) for k in PROMPT_INPUT_KEYS))
         chunks.append(out.logits[..., begin:vocab].float().cpu())
         if progress is not None:
             progress(len(frames))

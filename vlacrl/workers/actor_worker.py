@@ -18,30 +18,25 @@ import torch.distributed as dist
 
 from vlacrl.algorithms import (
     AlgorithmConfig,
-    apply_group_filter,
     compute_actor_loss,
-    compute_advantages_and_returns,
-    compute_loss_mask,
     flatten_and_shuffle,
     iter_microbatches,
     iter_minibatches,
     make_update_schedule,
     mean_metrics,
-    rollout_batch_to_actor_layout,
-    rollout_metrics,
+    prepare_batch,
 )
 from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
 from vlacrl.metrics.memory import rss_mb
 from vlacrl.models.adapter_files import load_value_head
+from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.policy_setup import build_policy, family_name, policy_family, worker_device
 
 logger = logging.getLogger(__name__)
-
-MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
 
 
 def _grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
@@ -142,24 +137,6 @@ class ActorWorker:
         return state if self.rank == 0 else {}
 
     # -- one global step --------------------------------------------------------------------------------
-    def _prepare(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """Masks, filter and advantages in the actor layout; returns the batch and ``rollout/*`` metrics."""
-        batch = rollout_batch_to_actor_layout(batch, self.algo.rollout_epoch)
-        loss_mask, loss_mask_sum = compute_loss_mask(batch["dones"])
-        batch["valid_mask"] = loss_mask  # steps before each episode's end, before the GRPO group filter
-        if self.algo.filter_rewards:
-            loss_mask, _ = apply_group_filter(
-                batch["rewards"], loss_mask, self.algo.group_size,
-                self.algo.rewards_lower_bound, self.algo.rewards_upper_bound,
-            )  # fmt: skip
-        values = batch.get("prev_values") if self.require_values else None
-        advantages, returns = compute_advantages_and_returns(
-            self.algo, rewards=batch["rewards"], dones=batch["dones"], loss_mask=loss_mask, values=values
-        )
-        batch.update(loss_mask=loss_mask, loss_mask_sum=loss_mask_sum, advantages=advantages, returns=returns)
-        metrics = {f"rollout/{k}": v for k, v in rollout_metrics(batch["rewards"], advantages, returns).items()}
-        return batch, metrics
-
     def _forward(self, micro: dict[str, torch.Tensor]):
         """Policy outputs of the RL micro-batch and, when the method replays data, of its replay batch.
 
@@ -219,7 +196,7 @@ class ActorWorker:
     def train_step(self, batch: dict[str, torch.Tensor], is_last_step: bool = False) -> dict[str, float]:
         """One global step on this rank's rollout batch; returns metrics averaged over all actor ranks."""
         start = time.perf_counter()
-        batch, rollout_stats = self._prepare(batch)
+        batch, rollout_stats = prepare_batch(batch, self.algo, use_values=self.require_values)
         batch.update(self.method.observe_rollout(batch))
         generator = torch.Generator().manual_seed(int(self.cfg["actor"].get("seed", 0)) * 100003 + self.global_step)
         flat = flatten_and_shuffle(batch, generator=generator)

@@ -23,8 +23,9 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from vlacrl.crl.crl_vla import samples as S
+from vlacrl.models.inputs import MODEL_INPUT_KEYS
 
-POOL_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens", "returns")
+POOL_KEYS = (*MODEL_INPUT_KEYS, "returns")
 TARGET_KEYS = ("old_logits", "old_values")
 BUFFER_KEYS = POOL_KEYS + TARGET_KEYS
 

@@ -37,6 +37,7 @@ from vlacrl.crl.crl_vla.gcvf import CRITICS_ATTR, FeatureTap, GCVFCritics, build
 from vlacrl.crl.ewc import full_tensor
 from vlacrl.crl.registry import register
 from vlacrl.crl.seq_ft import SeqFT
+from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "critic": "v", "alpha": 1.0e-5, "beta_v": 1.0e-3, "beta_q": 1.0e-2, "eta": 1.0, "critic_hidden": 1024,
     "target_kl": 0.02, "b_old_per_task": 256, "b_old_capacity": 1024, "reset_mc_critic": True,
 }  # fmt: skip
-POOL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
+POOL_INPUT_KEYS = MODEL_INPUT_KEYS
 
 
 def _param(params: Mapping[str, Any], key: str) -> Any:

@@ -18,8 +18,9 @@ import torch
 
 from vlacrl.algorithms.masks import trajectory_rewards
 from vlacrl.crl.crl_vla import samples as S
+from vlacrl.models.inputs import MODEL_INPUT_KEYS
 
-EPISODE_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
+EPISODE_KEYS = MODEL_INPUT_KEYS
 
 
 def success_from_rewards(rewards: torch.Tensor, loss_mask: torch.Tensor | None = None) -> torch.Tensor:

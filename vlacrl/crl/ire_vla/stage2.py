@@ -21,9 +21,8 @@ import torch
 
 from vlacrl.algorithms.replay_losses import action_token_cross_entropy
 from vlacrl.crl.crl_vla import samples as S
+from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
-
-MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "action_tokens")
 
 
 def split_counts(batch_size: int, demo_fraction: float, has_demos: bool, has_rl: bool) -> tuple[int, int]:
