@@ -6,7 +6,8 @@
 ``crl.tasks``: k, 'a,b' (the range a..b) or a list; ``crl.eval_tasks``: tasks evaluated after every stage
 (default: all tasks of the suite); ``crl.eval_base``: also evaluate the base model first (row "base").
 Writes ``success_matrix_seed<S>.json``/``.csv`` and one run dir per stage under ``runner.logger.log_path``;
-``runner.resume=auto`` continues an interrupted sequence at the right stage and step.
+``runner.resume=auto`` continues an interrupted sequence at the right stage and step. ``crl.dry_run=True`` prints
+the plan (per stage: training overrides, evaluation overrides, ``episodes per task: N``) and exits without Ray.
 """
 
 from __future__ import annotations
@@ -32,12 +33,45 @@ def preflight(cfg: DictConfig) -> None:
     validate_and_prepare(cfg, local_gpu_count())
 
 
+def _show(overrides: dict | None) -> str:
+    if not overrides:
+        return "-"
+    return " ".join(f"{key}={value}" for key, value in overrides.items())
+
+
+def print_plan(cfg: DictConfig) -> int:
+    """``crl.dry_run=True``: validate (a problem is reported, not fatal), then print every evaluation row's
+    training and evaluation overrides and episodes per task; nothing is written and Ray never starts."""
+    from vlacrl.config.validate import ConfigError, validate_config
+    from vlacrl.crl.registry import build_method
+    from vlacrl.runners.continual import ContinualRunner
+    from vlacrl.runners.session import local_gpu_count
+
+    try:
+        validate_config(cfg, local_gpu_count())
+        status = "ok"
+    except ConfigError as exc:
+        status = f"{exc} (a real run stops here)"
+    method = build_method(OmegaConf.to_container(cfg, resolve=True))
+    runner = ContinualRunner(cfg, method, None, None)
+    print(f"dry run: crl={method.name}, suite {cfg.env.train.task_suite_name}, log dir {runner.root}")
+    print(f"validation: {status}")
+    for row in runner.plan():
+        print(f"{row['label']}: trains tasks {row['tasks'] or '-'}; evaluates tasks {runner.eval_tasks}")
+        print(f"  training overrides: {_show(row['train'])}")
+        print(f"  evaluation overrides: {_show(row['eval'])}")
+        print(f"  episodes per task: {row['episodes_per_task']}")
+    return 0
+
+
 def run_sequence(cfg: DictConfig) -> int:
     from vlacrl.crl.registry import build_method
     from vlacrl.metrics.loggers import MetricLogger
     from vlacrl.runners.continual import ContinualRunner
     from vlacrl.runners.stage import run_evaluation, run_training
 
+    if cfg.crl.get("dry_run", False):
+        return print_plan(cfg)
     preflight(cfg)
     method = build_method(OmegaConf.to_container(cfg, resolve=True))
     root = Path(str(cfg.runner.logger.log_path))

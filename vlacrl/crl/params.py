@@ -29,6 +29,8 @@ class SequenceParams:
     eval_base: bool
     stage_dir: str
     seed: int
+    eval_overrides: Optional[dict]
+    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,16 @@ _CHECKS = {
     bool: lambda v: isinstance(v, bool),
     str: lambda v: isinstance(v, str),
     list: lambda v: isinstance(v, (list, tuple)),
+    dict: lambda v: isinstance(v, Mapping),
 }
-_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string", list: "a list"}
+_NAMES = {
+    float: "a number",
+    int: "an integer",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def key_types(params: type[SequenceParams]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class ContinualSettings:
     eval_base: bool
     stage_dir: str  # template with {tasks} (ids joined by _), {task} (first id), {seed}
     seed: int
+    eval_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys applied to every evaluation
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ContinualSettings:
@@ -69,8 +70,21 @@ class ContinualSettings:
         tasks = _checked_ids(cfg.env.train, parse_task_range(crl.get("tasks", 0)))
         eval_tasks = crl.get("eval_tasks")
         eval_tasks = None if eval_tasks is None else _checked_ids(cfg.env.eval, parse_task_range(eval_tasks))
+        extra = crl.get("eval_overrides") or {}
+        extra = flat_keys(OmegaConf.to_container(extra, resolve=True) if isinstance(extra, DictConfig) else extra)
         return cls(tasks, eval_tasks, bool(crl.get("eval_base", False)),
-                   str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)))  # fmt: skip
+                   str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)), extra)  # fmt: skip
+
+
+def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"algorithm": {"eval_rollout_epoch": 40}}`` → ``{"algorithm.eval_rollout_epoch": 40}``."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _checked_ids(env_cfg, ids: list[int]) -> list[int]:
@@ -158,8 +172,20 @@ class ContinualRunner:
         logger.info("continuing the sequence after %d finished stage(s)", len(self.history))
 
     # -- the sequence ------------------------------------------------------------------------------------
+    def eval_config(self, overrides: dict[str, Any]) -> DictConfig:
+        """The config of one evaluation: the stage's overrides, then ``crl.eval_overrides`` (the reference
+        evaluates every stage with the ``_eval`` twin's settings: docs/reproducing.md), on the evaluated tasks."""
+        return with_overrides(
+            self.cfg, {**overrides, **self.settings.eval_overrides, "env.eval.fixed_task_ids": self.eval_tasks}
+        )
+
+    def episodes_per_task(self, eval_cfg: DictConfig) -> int:
+        """Evaluation episodes of each evaluated task: eval epochs x the envs each task gets."""
+        envs = int(eval_cfg.env.eval.num_envs) // len(self.eval_tasks)
+        return int(eval_cfg.algorithm.eval_rollout_epoch) * envs
+
     def _evaluate(self, label: str, trained: list[int], overrides: dict[str, Any], out_dir: Path) -> list[float]:
-        eval_cfg = with_overrides(self.cfg, {**overrides, "env.eval.fixed_task_ids": self.eval_tasks})
+        eval_cfg = self.eval_config(overrides)
         metrics = self.eval_fn(eval_cfg, out_dir)
         row = self.matrix.add(label, trained, metrics)
         if self.metric_logger is not None:
@@ -195,12 +221,47 @@ class ContinualRunner:
             self._run_stage(len(self.history), tasks)
         return self.matrix
 
-    def _run_stage(self, index: int, tasks: list[int]) -> None:
-        """Train ``tasks`` as the ``index``-th stage of the sequence (history = every finished stage)."""
+    def _stage_overrides(self, index: int, tasks: list[int], history: list[StageRecord]) -> dict[str, Any]:
         run_dir = self.root / self.stage_name(tasks)
         overrides = {"env.fixed_task_ids": tasks, "runner.logger.log_path": str(run_dir),
                      "runner.logger.experiment_name": run_dir.name}  # fmt: skip
-        overrides.update(self.method.train_overrides(index, self.history))
+        overrides.update(self.method.train_overrides(index, history))
+        return overrides
+
+    def plan(self) -> list[dict[str, Any]]:
+        """What :meth:`run` would do, without running anything: per evaluation row its label, trained tasks,
+        training overrides, evaluation config overrides and episodes per task. Later stages see placeholder
+        records of the earlier ones (their adapter where it will be written; method outputs such as EWC's
+        Fisher file are known only after the stage ran, which the plan says)."""
+        rows = []
+        if self.settings.eval_base:
+            rows.append({"label": "base", "tasks": [], "train": None, "eval": self.settings.eval_overrides,
+                         "episodes_per_task": self.episodes_per_task(self.eval_config({}))})  # fmt: skip
+        history: list[StageRecord] = []
+        steps = int(self.cfg.runner.max_epochs)
+        for index, tasks in enumerate(self.method.task_schedule(self.settings.tasks)):
+            run_dir = self.root / self.stage_name(tasks)
+            try:
+                overrides = self._stage_overrides(index, tasks, history)
+            except (ValueError, KeyError) as exc:
+                overrides = {"(set from the earlier stages' outputs)": " ".join(str(exc).split())}
+            adapter = str(run_dir / "checkpoints" / f"global_step_{steps}" / "actor")
+            record = StageRecord(index, tasks, str(run_dir), adapter, {})
+            try:
+                evaluation = self.method.eval_overrides(record, history)
+            except (ValueError, KeyError) as exc:
+                evaluation = {"(set from the stage's outputs)": " ".join(str(exc).split())}
+            eval_cfg = self.eval_config({k: v for k, v in {**overrides, **evaluation}.items() if "." in k})
+            rows.append({"label": f"stage_{index}", "tasks": tasks, "train": overrides,
+                         "eval": {**evaluation, **self.settings.eval_overrides},
+                         "episodes_per_task": self.episodes_per_task(eval_cfg)})  # fmt: skip
+            history.append(record)
+        return rows
+
+    def _run_stage(self, index: int, tasks: list[int]) -> None:
+        """Train ``tasks`` as the ``index``-th stage of the sequence (history = every finished stage)."""
+        run_dir = self.root / self.stage_name(tasks)
+        overrides = self._stage_overrides(index, tasks, self.history)
         logger.info("sequence stage %d: tasks %s -> %s", index, tasks, run_dir)
         result = self.train_fn(with_overrides(self.cfg, overrides))
         adapter = str(result.checkpoint / "actor") if result.checkpoint else None
