@@ -137,3 +137,17 @@ def test_leaves_sections_and_values():
     assert [section_of(k) for k in flat] == ["cluster", "cluster", "env", "env.train", "env.train"]
     assert format_value(flat["cluster.component_placement"]) == "{actor,env,rollout: all}"
     assert [format_value(v) for v in (None, True, "", 2e-5, [1, "a"])] == ["null", "true", '""', "2e-05", "[1, a]"]
+
+
+def test_the_method_hook_table_lists_every_hook_of_the_base_class():
+    """docs/architecture.md's CRL method interface table names exactly the hooks ``CRLMethod`` declares."""
+    import inspect
+
+    from vlacrl.crl.base import CRLMethod
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## The CRL method interface", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| side")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)\(", row.split("|")[2])}
+    declared = {name for name, _ in inspect.getmembers(CRLMethod, inspect.isfunction) if not name.startswith("_")}
+    assert documented == declared, (sorted(declared - documented), sorted(documented - declared))

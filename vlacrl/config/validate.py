@@ -286,31 +286,9 @@ def check_method_inputs(method, cfg: DictConfig) -> None:
         if value and not Path(str(value)).is_dir():
             raise ConfigError(f"crl.{key}: {value} is not a directory (the previous stage's finish_task writes it)")
     try:
-        if callable(getattr(method, "task_files", None)):  # ER / DER: the replay files of this stage
-            _check_replay_files(method, cfg)
-        elif getattr(method, "uses_demos", False) and callable(getattr(method, "demo_files", None)):
-            method.demo_files()
+        method.check_inputs()  # ER / DER: the replay files of this stage; iRe-VLA: its demos
     except (ValueError, OSError) as exc:
-        raise ConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
-    check = getattr(method, "check_inputs", None)
-    if callable(check):
-        try:
-            check()
-        except (ValueError, OSError) as exc:
-            raise ConfigError(f"crl.method={name}: {exc}") from None
-
-
-def _check_replay_files(method, cfg: DictConfig) -> None:
-    """Index the replay files as the actor will (file metadata only): demos present, logits when cached."""
-    from vlacrl.data import ReplayDataset
-
-    files = method.task_files()
-    if files:
-        ReplayDataset(
-            files, demos_per_task=getattr(method, "demos_per_task", 1),
-            num_action_chunks=int(_get(cfg, "actor.model.num_action_chunks", 8)),
-            with_logits=bool(getattr(method, "uses_cached_logits", False)),
-        )  # fmt: skip
+        raise ConfigError(f"crl.method={name}: {' '.join(str(exc).split())}") from None
 
 
 def _is_torch_file(path: Path) -> bool:

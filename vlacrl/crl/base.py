@@ -73,6 +73,11 @@ class CRLMethod:
             overrides["actor.model.lora_scale"] = float(scale)
         return overrides
 
+    def check_inputs(self) -> None:
+        """Open the files this method reads when the actor starts (replay data, demos) as cheaply as possible;
+        raise ``ValueError`` or ``OSError`` with one line that names the key. Called by config validation before
+        Ray starts (``vlacrl.config.validate.check_method_inputs``). Default: nothing to check."""
+
     # ---------------------------------------------------------------- actor side (every actor rank)
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Called once the model (with its adapter) is built, before FSDP sharding."""

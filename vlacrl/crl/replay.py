@@ -21,7 +21,7 @@ import torch
 
 from vlacrl.algorithms.replay_losses import der_loss, er_loss
 from vlacrl.crl.base import CRLMethod, StageRecord
-from vlacrl.crl.common import previous_adapter, task_order
+from vlacrl.crl.common import MethodConfigError, nested_get, previous_adapter, task_order
 from vlacrl.crl.registry import register
 from vlacrl.models.inputs import PROMPT_INPUT_KEYS
 from vlacrl.models.lora import base_module
@@ -100,6 +100,20 @@ class ExperienceReplay(CRLMethod):
 
         simulator = simulator_for(self.cfg["env"]["train"])
         return select_task_files(files, [simulator.task_language(self.suite(), t) for t in seen])
+
+    def check_inputs(self) -> None:
+        """The replay files index as the actor will read them (file metadata only): demos present, logits when
+        cached."""
+        from vlacrl.data import ReplayDataset
+
+        try:
+            files = self.task_files()
+            if files:
+                chunks = int(nested_get(self.cfg, "actor.model.num_action_chunks", 8))
+                ReplayDataset(files, demos_per_task=self.demos_per_task, num_action_chunks=chunks,
+                              with_logits=self.uses_cached_logits)  # fmt: skip
+        except (ValueError, OSError) as exc:
+            raise MethodConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
 
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Build this rank's replay dataset and its endless micro-batch iterator (before FSDP sharding)."""

@@ -185,6 +185,15 @@ class IReVLA(SeqFT):
         """Stage 2 runs here and draws expert demos."""
         return self.stage2_in_finish_task and self.stage2_steps > 0 and self.demo_fraction > 0
 
+    def check_inputs(self) -> None:
+        """The expert-demo files exist when Stage 2 will draw from them."""
+        if not self.uses_demos:
+            return
+        try:
+            self.demo_files()
+        except (ValueError, OSError) as exc:
+            raise MethodConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
+
     def demo_files(self) -> list:
         """The expert-demo files: every ``.hdf5`` of ``crl.dataset_dir`` (default: ER's replay directory)."""
         from vlacrl.data import default_replay_dir, replay_files
