@@ -8,6 +8,7 @@ learning is tested in the probe world, tests/learning).
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,15 @@ HEALTH_KEYS = {"env/restarts", "env/restarts_total", "memory/env_worker_rss_mb",
 def run_cli(module, *overrides, timeout=900):
     cmd = [sys.executable, "-m", module, *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+#: third-party notices and Python warnings that must not reach the console (issue O; docs/troubleshooting.md)
+NOISE = re.compile(r"No private macro file|Gym has been unmaintained|[A-Za-z]*Warning: |is deprecated")
+
+
+def noise(*runs) -> list[str]:
+    """Console lines of ``runs`` (CompletedProcess) that are third-party notices or Python warnings."""
+    return [line for run in runs for line in (run.stdout + run.stderr).splitlines() if NOISE.search(line)]
 
 
 def tensorboard_values(log_dir, tag):
@@ -100,6 +110,7 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     acc = EventAccumulator(str(eval_tb))
     acc.Reload()
     assert [t for t in acc.Tags()["images"] if t.startswith("eval/video/")]  # the episode video, as a GIF
+    assert noise(first, second, evaluation) == []  # train, resume and evaluate print no notices or warnings
 
 
 @pytest.mark.parametrize(

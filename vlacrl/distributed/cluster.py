@@ -57,7 +57,18 @@ def init_ray(address: str | None = None, object_store_memory: int | None = None,
     except (ConnectionError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise ClusterError(f"cannot start or join {where}: {exc}") from exc
-    logger.info("Ray ready: %s", ray.cluster_resources())
+    logger.info("Ray ready: %s", describe_resources(ray.cluster_resources()))
+
+
+def describe_resources(resources: dict[str, float]) -> str:
+    """``{'CPU': 2.0, 'memory': 1.7e10, ...}`` → ``1 node, 2 CPUs, 0 GPUs, 15.8 GiB memory, 6.8 GiB object store``."""
+    nodes = sum(1 for key in resources if key.startswith("node:") and not key.startswith("node:__"))
+    gib = 1024**3
+    return (
+        f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs, "
+        f"{resources.get('memory', 0) / gib:.1f} GiB memory, {resources.get('object_store_memory', 0) / gib:.1f} GiB "
+        "object store"
+    )
 
 
 def cluster_gpus() -> int:

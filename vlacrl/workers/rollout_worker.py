@@ -101,9 +101,10 @@ class RolloutWorker:
         return values.float().cpu() if values is not None else torch.zeros(len(prediction.actions), 1)
 
     def _record_env(self, buffer: StageBuffer, env_batch) -> None:
+        """Rewards and dones of the env batch, copied (the arrays Ray hands over are read-only)."""
         if env_batch.rewards is not None:
-            buffer.add(rewards=torch.as_tensor(env_batch.rewards, dtype=torch.float32))
-        buffer.add(dones=torch.as_tensor(env_batch.dones, dtype=torch.bool))
+            buffer.add(rewards=torch.tensor(env_batch.rewards, dtype=torch.float32))
+        buffer.add(dones=torch.tensor(env_batch.dones, dtype=torch.bool))
 
     @annotated
     def act(self, stage: int, env_batch, mode: str = "train") -> np.ndarray:

