@@ -55,8 +55,8 @@ def diagonal(matrix: dict) -> tuple[list[float], float]:
 
 
 KNOWN_FAILURES = {  # measured, not tuned (benchmarks/RESULTS.md); strict: a pass is reported so this is updated
-    "weight_merge": "stage 1's fresh adapter on the merged base learns then collapses at cpu_probe's lr "
-    "(training success 0.12 0.94 0.62 0.12 0.25 0.25 0.12 0.44)",
+    "weight_merge": "stage 1's fresh adapter learns then collapses at cpu_probe's lr (training success 0.12 0.94 "
+    "0.62 0.12 0.25 0.25 0.12 0.44; with merge coefficient 0 as unstable: docs/methods/weight_merge.md)",
 }
 
 
