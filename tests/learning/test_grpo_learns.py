@@ -50,12 +50,12 @@ def test_grpo_raises_success_on_a_probe_task(probe_base, tmp_path):
 
 
 FLIP_ADVANTAGES = textwrap.dedent("""
-    import vlacrl.algorithms as algorithms
-    _original = algorithms.compute_advantages_and_returns
+    import vlacrl.algorithms.prepare as prepare  # where the actor's batch preparation looks the function up
+    _original = prepare.compute_advantages_and_returns
     def _flipped(*args, **kwargs):
         advantages, returns = _original(*args, **kwargs)
         return -advantages, returns
-    algorithms.compute_advantages_and_returns = _flipped
+    prepare.compute_advantages_and_returns = _flipped
 """)
 
 
