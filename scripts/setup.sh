@@ -34,7 +34,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] || ! "$VENV/bin/python"
   log "installing requirements into $VENV (first run: a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
-  "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
+  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"  # no build-backend notices
   echo "$WANT" > "$STAMP"
 fi
 
