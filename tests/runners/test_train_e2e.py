@@ -88,6 +88,7 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     assert tags["train/actor/policy_loss"] == [0, 1]
     assert all(g > 0 for g in tensorboard_values(root / "run" / "tensorboard", "train/actor/grad_norm"))
     assert optimizer_steps(ckpt2 / "actor" / "optim", tmp_path) == {2.0}  # one AdamW step per global step
+    assert "where the time went (2 global steps" in first.stdout + first.stderr  # the phase table ends the run
 
     second = run_cli("vlacrl.cli.train", *common, "runner.max_epochs=3")
     assert second.returncode == 0, second.stderr[-5000:]

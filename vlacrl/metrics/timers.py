@@ -29,3 +29,39 @@ class PhaseTimer:
         out = {f"{prefix}{k}": v for k, v in self._seconds.items()}
         self._seconds.clear()
         return out
+
+
+#: wall-clock phases of a global step on the driver, in the order of the table
+WALL_PHASES = ("weight_sync", "rollout", "actor_training", "checkpoint")
+#: busy time summed over the workers of a group during ``rollout`` (a worker group is idle the rest of it)
+BUSY_PHASES = {"env_step": "env workers stepping", "rollout_inference": "rollout workers inferring"}
+
+
+def accumulate(totals: dict[str, float], metrics: dict[str, float]) -> None:
+    """Add a step's ``time/*`` metrics (seconds) to ``totals`` (keys without the prefix)."""
+    for key, value in metrics.items():
+        if key.startswith("time/"):
+            totals[key[5:]] = totals.get(key[5:], 0.0) + float(value)
+
+
+def phase_table(totals: dict[str, float], steps: int) -> str:
+    """Where the time of ``steps`` global steps went: each driver phase's seconds and share of the step wall time
+    (``other``: what no phase covers), then each worker group's busy time as a share of the rollout phase."""
+    wall = totals.get("step", 0.0)
+    if steps <= 0 or wall <= 0:
+        return "no global step was timed"
+    lines = [f"where the time went ({steps} global step{'s' if steps != 1 else ''}, {wall:.1f} s):",
+             f"  {'phase':<16}{'seconds':>9}{'share':>8}"]  # fmt: skip
+    covered = 0.0
+    for phase in WALL_PHASES:
+        seconds = totals.get(phase, 0.0)
+        covered += seconds
+        lines.append(f"  {phase:<16}{seconds:>9.1f}{seconds / wall:>8.0%}")
+    other = max(wall - covered, 0.0)
+    lines.append(f"  {'other':<16}{other:>9.1f}{other / wall:>8.0%}")
+    rollout = totals.get("rollout", 0.0)
+    for key, words in BUSY_PHASES.items():
+        if key in totals and rollout > 0:
+            lines.append(f"  {words}: {totals[key]:.1f} s, {totals[key] / rollout:.0%} of the rollout phase "
+                         "(summed over the group's workers)")  # fmt: skip
+    return "\n".join(lines)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episode_records
 from vlacrl.metrics.loggers import MetricLogger
-from vlacrl.metrics.timers import PhaseTimer
+from vlacrl.metrics.timers import PhaseTimer, accumulate
 from vlacrl.runners import checkpoint
 from vlacrl.runners.errors import WorkerDiedError, ray_get
 from vlacrl.runners.workers import WorkerGroups, create_env_group, create_env_worker
@@ -32,6 +32,8 @@ class EmbodiedRunner:
         self.cfg, self.groups, self.metric_logger = cfg, groups, metric_logger
         self.log_path = Path(cfg["runner"]["logger"]["log_path"])
         self.timer = PhaseTimer()
+        self.time_totals: dict[str, float] = {}  # seconds per phase over this invocation's steps (phase_table)
+        self.steps_timed = 0
         self.global_step = 0
         self.stages = int(cfg["rollout"].get("pipeline_stage_num", 1))
         runner = cfg["runner"]
@@ -167,7 +169,12 @@ class EmbodiedRunner:
                 metrics["time/step"] = time.perf_counter() - step_start
                 self.metric_logger.log(metrics, step=self.global_step)
                 self.global_step += 1
+                saved_at = time.perf_counter()
                 self.maybe_save()
+                metrics["time/checkpoint"] = time.perf_counter() - saved_at
+                metrics["time/step"] += metrics["time/checkpoint"]
+                accumulate(self.time_totals, metrics)
+                self.steps_timed += 1
                 bar.update(1)
         return metrics
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from vlacrl.metrics.timers import phase_table
 from vlacrl.runners import checkpoint
 from vlacrl.runners.embodied import EmbodiedRunner
 from vlacrl.runners.session import start_run
@@ -25,6 +26,7 @@ class TrainResult:
     checkpoint: Path | None  # the newest complete checkpoint
     metrics: dict[str, float] = field(default_factory=dict)
     method_record: dict[str, Any] = field(default_factory=dict)  # what the CRL method's finish_task returned
+    phases: str = ""  # where the time went (vlacrl.metrics.timers.phase_table)
 
 
 def run_training(cfg: DictConfig) -> TrainResult:
@@ -36,7 +38,9 @@ def run_training(cfg: DictConfig) -> TrainResult:
         record = runner.finish_task()
         log_path = runner.log_path
         step = runner.global_step
-    return TrainResult(log_path, step, checkpoint.latest_checkpoint(log_path), metrics, record or {})
+        phases = phase_table(runner.time_totals, runner.steps_timed)
+    logger.info("%s", phases)
+    return TrainResult(log_path, step, checkpoint.latest_checkpoint(log_path), metrics, record or {}, phases)
 
 
 def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, float]:
