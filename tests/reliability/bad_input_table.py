@@ -179,6 +179,9 @@ CASES: tuple[Case, ...] = (
          "crl.previous_fisher_path: {d}/none/ewc_data.pt is missing"),
     case("missing_demo_dir", "missing replay dir (ER)", CRL, ["crl=er", "crl.dataset_dir={d}/none"],
          "crl.dataset_dir: replay data directory {d}/none does not exist"),
+    case("replay_smaller_than_a_batch", "replay data smaller than one replay micro-batch (ER)", CRL,
+         ["crl=er", "crl.dataset_dir={d}/replay_no_logits", "crl.replay_batch_size=16"],
+         "the replay files hold 2 samples, fewer than one replay micro-batch of 16"),
     case("der_without_logits", "DER replay files without cached logits", CRL,
          ["crl=der", "crl.dataset_dir={d}/replay_no_logits"], "has no processed_action_logits (DER with cached logits"),
     # --- the log dir and resuming

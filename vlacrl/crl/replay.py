@@ -108,12 +108,20 @@ class ExperienceReplay(CRLMethod):
 
         try:
             files = self.task_files()
-            if files:
-                chunks = int(nested_get(self.cfg, "actor.model.num_action_chunks", 8))
-                ReplayDataset(files, demos_per_task=self.demos_per_task, num_action_chunks=chunks,
-                              with_logits=self.uses_cached_logits)  # fmt: skip
+            if not files:
+                return
+            chunks = int(nested_get(self.cfg, "actor.model.num_action_chunks", 8))
+            dataset = ReplayDataset(files, demos_per_task=self.demos_per_task, num_action_chunks=chunks,
+                                    with_logits=self.uses_cached_logits)  # fmt: skip
         except (ValueError, OSError) as exc:
             raise MethodConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
+        batch = int(self.params.get("replay_batch_size") or nested_get(self.cfg, "actor.micro_batch_size", 1))
+        if len(dataset) < batch:  # each actor rank needs at least one full replay micro-batch (CyclingBatchSampler)
+            raise MethodConfigError(
+                f"crl.dataset_dir: the replay files hold {len(dataset)} samples, fewer than one replay micro-batch "
+                f"of {batch} (crl.replay_batch_size); replay more demos per task (crl.demos_per_task) or lower "
+                "crl.replay_batch_size"
+            )
 
     def setup_actor(self, model: torch.nn.Module) -> None:
         """Build this rank's replay dataset and its endless micro-batch iterator (before FSDP sharding)."""
