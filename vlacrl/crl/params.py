@@ -62,11 +62,11 @@ class ERParams(SeqFTParams):
     demos_per_task: Optional[int]
     dataset_dir: Optional[str]
     replay_tasks: str
-    seen_task_ids: list
-    replay_batch_size: int
-    replay_seed: int
+    seen_task_ids: Optional[list]
+    replay_batch_size: Optional[int]  # null: actor.micro_batch_size
+    replay_seed: Optional[int]
     replay_reshuffle: bool
-    replay_num_workers: int
+    replay_num_workers: Optional[int]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class CRLVLAParams(SeqFTParams):
     target_kl: Optional[float]  # null: no KL early stop
     reset_mc_critic: bool
     b_old_per_task: int
-    b_old_capacity: int
+    b_old_capacity: Optional[int]  # null: unbounded
     b_old_batch_size: Optional[int]
     sample_seed: Optional[int]
     previous_state_dir: Optional[str]
@@ -110,7 +110,7 @@ class CRLVLAParams(SeqFTParams):
 
 @dataclass(frozen=True)
 class IReVLAParams(SeqFTParams):
-    stage1_trainable: list
+    stage1_trainable: Optional[list]  # null: the default patterns
     stage1_steps: Optional[int]
     stage2_steps: int
     stage2_batch_size: Optional[int]
@@ -119,7 +119,7 @@ class IReVLAParams(SeqFTParams):
     stage2_trainable: Optional[list]
     stage2_in_finish_task: bool
     demo_fraction: float
-    d_rl_max_samples: int
+    d_rl_max_samples: Optional[int]  # null: unbounded
     dataset_dir: Optional[str]
     demos_per_task: Optional[int]
     sample_seed: Optional[int]
