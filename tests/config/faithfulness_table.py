@@ -10,11 +10,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: doc_tables, also when run as a script
 from typing import Any
+
+from doc_tables import main, marked_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reproducing.md"
-BEGIN, END = "<!-- faithfulness-table:begin -->", "<!-- faithfulness-table:end -->"
+TABLE = "faithfulness-table"  # the markers in DOC
 REF_CONFIGS = "examples/embodiment/config/crl_experiment/"
 SPATIAL, OBJECT, LONG = ("libero_spatial_grpo_openvlaoft_spatial", "libero_object_grpo_openvlaoft_object",
                          "libero_10_grpo_openvlaoft_long")  # fmt: skip
@@ -108,16 +112,8 @@ def markdown_table() -> str:
 
 
 def documented_table() -> str:
-    return DOC.read_text().split(BEGIN, 1)[1].split(END, 1)[0].strip()
-
-
-def write_docs() -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{markdown_table()}\n{END}{rest.split(END, 1)[1]}")
+    return marked_block(DOC, TABLE)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--write"]:
-        write_docs()
-    print(markdown_table())
+    main(DOC, TABLE, markdown_table)

@@ -14,9 +14,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: doc_tables, also when run as a script
+from doc_tables import main, marked_block  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reliability.md"
-BEGIN, END = "<!-- bad-input-table:begin -->", "<!-- bad-input-table:end -->"
+TABLE = "bad-input-table"  # the markers in DOC
 HYDRA_COMMANDS = {"vlacrl-train": "train", "vlacrl-eval": "eval", "vlacrl-crl": "crl"}
 ARGPARSE_COMMANDS = {
     "vlacrl-metrics": "metrics",
@@ -263,17 +266,8 @@ def markdown_table() -> str:
 
 
 def documented_table() -> str:
-    text = DOC.read_text()
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
-
-
-def write_docs() -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{markdown_table()}\n{END}{rest.split(END, 1)[1]}")
+    return marked_block(DOC, TABLE)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--write"]:
-        write_docs()
-    print(markdown_table())
+    main(DOC, TABLE, markdown_table)
