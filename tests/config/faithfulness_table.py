@@ -10,10 +10,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: doc_tables, also when run as a script
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: doc_tables, also when run as a script
 from doc_tables import main, marked_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
