@@ -60,6 +60,8 @@ def print_plan(cfg: DictConfig) -> int:
         print(f"{row['label']}: trains tasks {row['tasks'] or '-'}; evaluates tasks {runner.eval_tasks}")
         print(f"  training overrides: {_show(row['train'])}")
         print(f"  evaluation overrides: {_show(row['eval'])}")
+        if row["pending"]:
+            print(f"  set from the outputs of earlier stages when it runs: {row['pending']}")
         print(f"  episodes per task: {row['episodes_per_task']}")
     return 0
 

@@ -8,7 +8,6 @@ The defaults live in ``configs/crl/<method>.yaml`` (one source); these dataclass
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import typing
 from dataclasses import dataclass
@@ -195,7 +194,3 @@ def check_method_keys(name: str, crl: Mapping[str, Any]) -> None:
             ok, words = _accepts(kind, crl[key])
             if not ok:
                 raise MethodConfigError(f"crl.{key} must be {words}, got {crl[key]!r}")
-
-
-def field_names(params: type[SequenceParams]) -> list[str]:
-    return [f.name for f in dataclasses.fields(params)]

@@ -76,6 +76,14 @@ class ContinualSettings:
                    str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)), extra)  # fmt: skip
 
 
+def _known(make, *args) -> tuple[dict[str, Any], str]:
+    """``make(*args)``'s overrides, or ``({}, why)`` when they depend on outputs of stages that have not run yet."""
+    try:
+        return make(*args), ""
+    except (ValueError, KeyError) as exc:
+        return {}, " ".join(str(exc).split())
+
+
 def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"algorithm": {"eval_rollout_epoch": 40}}`` → ``{"algorithm.eval_rollout_epoch": 40}``."""
     out: dict[str, Any] = {}
@@ -235,25 +243,20 @@ class ContinualRunner:
         Fisher file are known only after the stage ran, which the plan says)."""
         rows = []
         if self.settings.eval_base:
-            rows.append({"label": "base", "tasks": [], "train": None, "eval": self.settings.eval_overrides,
-                         "episodes_per_task": self.episodes_per_task(self.eval_config({}))})  # fmt: skip
+            rows.append({"label": "base", "tasks": [], "train": {}, "eval": self.settings.eval_overrides,
+                         "pending": "", "episodes_per_task": self.episodes_per_task(self.eval_config({}))})  # fmt: skip
         history: list[StageRecord] = []
         steps = int(self.cfg.runner.max_epochs)
         for index, tasks in enumerate(self.method.task_schedule(self.settings.tasks)):
             run_dir = self.root / self.stage_name(tasks)
-            try:
-                overrides = self._stage_overrides(index, tasks, history)
-            except (ValueError, KeyError) as exc:
-                overrides = {"(set from the earlier stages' outputs)": " ".join(str(exc).split())}
+            overrides, train_pending = _known(self._stage_overrides, index, tasks, history)
             adapter = str(run_dir / "checkpoints" / f"global_step_{steps}" / "actor")
             record = StageRecord(index, tasks, str(run_dir), adapter, {})
-            try:
-                evaluation = self.method.eval_overrides(record, history)
-            except (ValueError, KeyError) as exc:
-                evaluation = {"(set from the stage's outputs)": " ".join(str(exc).split())}
-            eval_cfg = self.eval_config({k: v for k, v in {**overrides, **evaluation}.items() if "." in k})
+            evaluation, eval_pending = _known(self.method.eval_overrides, record, history)
+            eval_cfg = self.eval_config({**overrides, **evaluation})
             rows.append({"label": f"stage_{index}", "tasks": tasks, "train": overrides,
                          "eval": {**evaluation, **self.settings.eval_overrides},
+                         "pending": "; ".join(p for p in (train_pending, eval_pending) if p),
                          "episodes_per_task": self.episodes_per_task(eval_cfg)})  # fmt: skip
             history.append(record)
         return rows
