@@ -21,7 +21,7 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from vlacrl.config.errors import ConfigError
-from vlacrl.config.key_types import check_key_types
+from vlacrl.config.key_types import COUNT, check_key_types
 from vlacrl.config.reference_flags import check_reference_flags
 from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.tiny_checkpoint import missing_checkpoint_hint, tiny_checkpoint_pending
@@ -53,10 +53,11 @@ def _get(cfg: DictConfig, key: str, default=None):
     return node
 
 
-def _require_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
+def _require_int(cfg: DictConfig, key: str) -> int:
+    """``key``'s value, a positive integer (the rule and message of ``key_types.COUNT``)."""
     value = _get(cfg, key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if not COUNT.accepts(value):
+        raise ConfigError(f"{key} must be {COUNT.describe()}, got {value!r}")
     return value
 
 
