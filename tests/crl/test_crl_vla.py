@@ -302,6 +302,66 @@ def test_method_terms_match_hand_computation_and_kl_is_zero_for_unchanged_policy
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.critics.mc.parameters())
 
 
+def _perturb(module: torch.nn.Module, pattern: str, scale: float, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if pattern in name:
+                param.add_(scale * torch.randn(param.shape, generator=gen))
+
+
+def test_every_boundary_relabels_all_of_b_old_with_the_current_policy_and_frozen_head(crl_tiny_dir, processor,
+                                                                                       tmp_path):  # fmt: skip
+    """Algorithm 1: π_old = the policy at the end of the previous task, for old tasks' rows too, and V_old comes
+    from the frozen head the anchor uses. After a second boundary (policy and MC critic changed since the first),
+    task 0's rows carry the new targets, so KL(π_old‖π) and the anchor are 0 on every B_old row when the next
+    task starts. (Keeping each task's own boundary targets left an anchor MSE of 1.0 and KL 1.4 at the first step
+    of a probe stage; fails with the relabel removed.)"""
+    cfg = make_cfg(crl_tiny_dir, "crl.b_old_batch_size=6", "crl.kl_temperature=1.0")
+    model, method, _, _ = finished_stage(cfg, processor, tmp_path / "s0")
+    first_logits = method.buffer.parts[0]["old_logits"].clone()
+    _perturb(model, "lora_B", 0.5, seed=5)
+    _perturb(method.critics.mc, "", 0.5, seed=6)
+    method.cfg = {**method.cfg, "env": {**method.cfg["env"], "fixed_task_ids": [1]}}
+    batch = rollout_batch(processor, seed=1)
+    batch.update(method.observe_rollout(batch))
+    method.finish_task(model, tmp_path / "s1", is_rank0=True)
+    assert method.buffer.tasks == [0, 1] and len(method.buffer) == 6
+    assert not torch.allclose(method.buffer.parts[0]["old_logits"], first_logits)  # task 0 relabelled
+    replay = method.buffer.all_samples()
+    micro = micro_from(batch, [*MODEL_KEYS, *method.batch_keys])
+    out, replay_out = forward(model, method, micro, replay)
+    method.extra_losses(model, out, replay_out)
+    metrics = method.pop_metrics()
+    assert metrics["crl_vla/kl_old"] < 1e-5 and metrics["crl_vla/anchor_mse"] < 1e-8, metrics
+    restored = OldTaskBuffer.load(tmp_path / "s1" / "crl_vla" / "b_old_rank0.pt")
+    assert all(torch.equal(restored.parts[0][k], method.buffer.parts[0][k]) for k in BUFFER_KEYS)
+
+
+def test_old_task_terms_wait_for_an_rl_loss(crl_tiny_dir, processor, tmp_path):
+    """A global step whose GRPO groups are all filtered (loss mask all False on every rank) has an RL gradient of
+    exactly 0; the old-task terms are then not applied (AdamW would turn their tiny gradient into full-lr steps),
+    so the backbone LoRA gets no gradient at all under GRPO; with ``crl.old_terms_need_rl=false`` they are."""
+    for need_rl, expect_grad in ((True, False), (False, True)):
+        cfg = make_cfg(crl_tiny_dir, f"crl.old_terms_need_rl={need_rl}")
+        model, method, batch, _ = finished_stage(cfg, processor, tmp_path / str(need_rl))
+        _perturb(model, "lora_B", 0.5, seed=5)  # the policy has drifted: KL and anchor > 0
+        batch.update(method.observe_rollout({**batch, "loss_mask": torch.zeros_like(batch["loss_mask"])}))
+        micro = micro_from(batch, [*MODEL_KEYS, *method.batch_keys])
+        out, replay_out = forward(model, method, micro, method.replay_batch())
+        terms = method.extra_losses(model, out, replay_out)
+        metrics = method.pop_metrics()
+        assert metrics["crl_vla/kl_old"] > 1e-4 and metrics["crl_vla/old_terms_on"] == float(expect_grad)
+        (terms["crl_vla_kl"] + terms["crl_vla_anchor"] + terms["crl_vla_mc"]).backward()
+        lora = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+        assert any(g is not None and g.abs().sum() > 0 for g in lora) == expect_grad, need_rl
+    batch.update(method.observe_rollout(batch))  # a kept group somewhere: the terms are back
+    out, replay_out = forward(model, method, micro_from(batch, [*MODEL_KEYS, *method.batch_keys]),
+                              method.replay_batch())  # fmt: skip
+    method.extra_losses(model, out, replay_out)
+    assert method.pop_metrics()["crl_vla/old_terms_on"] == 1.0
+
+
 def test_first_stage_has_no_replay_and_zero_old_terms(crl_tiny_dir, processor):
     model, method = setup(make_cfg(crl_tiny_dir))
     batch = rollout_batch(processor)

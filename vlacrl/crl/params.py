@@ -99,6 +99,7 @@ class CRLVLAParams(SeqFTParams):
     gamma: Optional[float]
     kl_temperature: Optional[float]
     target_kl: Optional[float]  # null: no KL early stop
+    old_terms_need_rl: bool
     reset_mc_critic: bool
     b_old_per_task: int
     b_old_capacity: Optional[int]  # null: unbounded

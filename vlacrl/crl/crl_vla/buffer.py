@@ -2,13 +2,15 @@
 
 During a task, every valid rollout sample (one chunk step: prompt, image, action tokens, MC return) is offered
 to a :class:`Reservoir` of ``crl.b_old_per_task`` slots (Algorithm R: a uniform random subset of everything
-the rank saw during the task). At the task boundary the reservoir's samples get the policy's action logits
-(π_old) and the frozen critic's values (V_old) and become the task's part of :class:`OldTaskBuffer`.
+the rank saw during the task). At the task boundary the reservoir's samples become the task's part of
+:class:`OldTaskBuffer`, and then *every* row of B_old, old tasks included, is relabelled (:meth:`relabel`) with
+the current policy's action logits (π_old) and the new frozen critic's values (V_old): Algorithm 1 replaces
+π_old by the policy at the end of the previous task, and V_old must come from the frozen head the anchor uses
+(docs/methods/crl_vla.md, "B_old and the task boundary").
 
 B_old is cumulative over tasks; its size is capped at ``crl.b_old_capacity`` samples per actor rank [INF]:
 when a new task would exceed it, every task is cut to an equal share ``capacity // #tasks`` (its first rows,
-which are a uniform random subset because the reservoir is shuffled when read). Old targets (π_old, V_old)
-are never recomputed: each task keeps the values recorded at its own boundary.
+which are a uniform random subset because the reservoir is shuffled when read).
 
 Row keys: ``input_ids`` [L] int64, ``attention_mask`` [L] bool, ``pixel_values`` [N_img, 6, 224, 224],
 ``action_tokens`` [C, D] int64, ``returns`` [] float32 (MC return G), ``old_logits`` [56, 256] float32
@@ -110,11 +112,15 @@ class OldTaskBuffer(S.FileBacked):
         return {task: S.num_samples(part) for task, part in zip(self.tasks, self.parts)}
 
     def add_task(self, task_id: int, rows: Mapping[str, torch.Tensor]) -> None:
-        """Append a finished task's rows (keys :data:`BUFFER_KEYS`); a task already present gets the rows added."""
-        missing = [k for k in BUFFER_KEYS if k not in rows]
+        """Append a finished task's rows (keys :data:`POOL_KEYS`, targets optional); a task already present gets
+        the rows added. Rows without targets leave the buffer unlabelled until :meth:`relabel`."""
+        missing = [k for k in POOL_KEYS if k not in rows]
         if missing:
             raise KeyError(f"B_old rows lack {missing}")
-        rows = S.to_cpu({k: rows[k] for k in BUFFER_KEYS})
+        keys = BUFFER_KEYS if all(k in rows for k in TARGET_KEYS) else POOL_KEYS
+        if keys is POOL_KEYS:
+            self.parts = [{k: p[k] for k in POOL_KEYS} for p in self.parts]  # targets of all rows are stale now
+        rows = S.to_cpu({k: rows[k] for k in keys})
         if task_id in self.tasks:
             index = self.tasks.index(task_id)
             self.parts[index] = S.concat([self.parts[index], rows])
@@ -130,8 +136,35 @@ class OldTaskBuffer(S.FileBacked):
         share = self.capacity // len(self.parts)
         self.parts = [S.take(p, slice(0, share)) for p in self.parts]
 
+    @property
+    def labelled(self) -> bool:
+        """Whether every row has its targets (:data:`TARGET_KEYS`)."""
+        return all(k in p for p in self.parts for k in TARGET_KEYS)
+
+    def inputs(self) -> S.Samples:
+        """Every row's :data:`POOL_KEYS` (what a forward needs to record targets), in :meth:`all_samples` order."""
+        return S.concat([{k: p[k] for k in POOL_KEYS} for p in self.parts])
+
+    def relabel(self, targets: Mapping[str, torch.Tensor]) -> None:
+        """Replace every row's targets: ``targets`` = {``old_logits`` [n, …], ``old_values`` [n]}, rows in
+        :meth:`inputs` order (an empty buffer takes an empty mapping)."""
+        n = len(self)
+        if n == 0:
+            return
+        sizes = [S.num_samples(p) for p in self.parts]
+        for key in TARGET_KEYS:
+            if key not in targets or targets[key].shape[0] != n:
+                raise ValueError(f"B_old relabel: {key} must have {n} rows")
+        chunks = {k: torch.split(targets[k].detach().cpu(), sizes) for k in TARGET_KEYS}
+        self.parts = [{**{k: p[k] for k in POOL_KEYS}, **{k: chunks[k][i] for k in TARGET_KEYS}}
+                      for i, p in enumerate(self.parts)]  # fmt: skip
+        self._flat = None
+
     def all_samples(self) -> S.Samples:
-        """Every row, tasks in insertion order, plus ``task_id`` [n] int64."""
+        """Every row, tasks in insertion order, plus ``task_id`` [n] int64 (targets only once :meth:`relabel`
+        has run after the last unlabelled :meth:`add_task`)."""
+        if not self.labelled:
+            raise RuntimeError("B_old has rows without π_old/V_old targets: relabel() it after add_task()")
         if self._flat is None:
             ids = [torch.full((S.num_samples(p),), t, dtype=torch.long) for t, p in zip(self.tasks, self.parts)]
             self._flat = S.concat(self.parts)

@@ -12,8 +12,9 @@ Per stage (task), on every actor rank:
 * ``extra_losses``: ``η·L_MC`` on the new rows, ``α·KL(π_old‖π)`` and ``β·(V_frozen − V_old)²`` on the B_old rows.
 * ``after_optimizer_step`` / ``stop_update``: PPO-style early stop of the global step's remaining mini-batches
   once the sampled KL of a mini-batch exceeds ``crl.target_kl``.
-* ``finish_task``: copy mc → frozen, record π_old logits and V_old on the reservoir's samples, add them to
-  B_old, write ``<out_dir>/crl_vla/critics.pt`` (rank 0) and ``b_old_rank<r>.pt`` (every rank).
+* ``finish_task``: copy mc → frozen, add the reservoir's samples to B_old, record π_old logits and V_old on
+  every B_old row (old tasks' too: both terms then measure drift from the end of the previous task), write
+  ``<out_dir>/crl_vla/critics.pt`` (rank 0) and ``b_old_rank<r>.pt`` (every rank).
 
 See docs/methods/crl_vla.md for the maths, defaults and what the workers must wire.
 """
@@ -32,7 +33,7 @@ from vlacrl.crl.base import StageRecord
 from vlacrl.crl.common import MethodConfigError, nested_get
 from vlacrl.crl.crl_vla import losses as L
 from vlacrl.crl.crl_vla import samples as S
-from vlacrl.crl.crl_vla.buffer import OldTaskBuffer, Reservoir
+from vlacrl.crl.crl_vla.buffer import POOL_KEYS, OldTaskBuffer, Reservoir
 from vlacrl.crl.crl_vla.gcvf import CRITICS_ATTR, FeatureTap, GCVFCritics, build_critics, tokens_to_normalized_actions
 from vlacrl.crl.ewc import full_tensor
 from vlacrl.crl.registry import register
@@ -49,6 +50,7 @@ RECORD_KEY = "crl_vla_dir"
 DEFAULTS: dict[str, Any] = {
     "critic": "v", "alpha": 1.0e-5, "beta_v": 1.0e-3, "beta_q": 1.0e-2, "eta": 1.0, "critic_hidden": 1024,
     "target_kl": 0.02, "b_old_per_task": 256, "b_old_capacity": 1024, "reset_mc_critic": True,
+    "old_terms_need_rl": True,
 }  # fmt: skip
 POOL_INPUT_KEYS = MODEL_INPUT_KEYS
 
@@ -86,6 +88,16 @@ def mc_trains_backbone(setting: Any, cfg: Mapping[str, Any]) -> bool:
             raise MethodConfigError(f"crl.mc_backbone_grad must be true, false or null, got {setting!r}")
         return setting
     return str(nested_get(cfg, "algorithm.adv_type", "embodied_grpo")) == "embodied_gae"
+
+
+def has_rl_loss(loss_mask: torch.Tensor | None) -> bool:
+    """Whether any sample of this global step, on any actor rank, enters the RL loss (GRPO keeps some group).
+
+    With every group filtered the RL gradient is exactly 0; the old-task terms alone would then drive AdamW,
+    whose update is ~lr·sign(g) however small g is, so with ``crl.old_terms_need_rl`` they are not applied.
+    """
+    local = 1 if loss_mask is None or bool(loss_mask.any()) else 0
+    return bool(_max_over_ranks(local))
 
 
 def _max_over_ranks(value: int) -> int:
@@ -128,6 +140,8 @@ class CRLVLA(SeqFT):
         self.b_old_batch = int(p.get("b_old_batch_size") or nested_get(cfg, "actor.micro_batch_size", 1))
         self.seed = int(p["sample_seed"] if p.get("sample_seed") is not None else nested_get(cfg, "actor.seed", 0))
         self.reset_mc_critic = bool(_param(p, "reset_mc_critic"))
+        self.old_terms_need_rl = bool(_param(p, "old_terms_need_rl"))
+        self._rl_signal = True  # does this global step have an RL loss on some rank (observe_rollout)?
         self.mc_trains_backbone = mc_trains_backbone(p.get("mc_backbone_grad"), cfg)
         if min(self.alpha, self.beta, self.eta) < 0 or self.per_task < 0 or self.b_old_batch < 1:
             raise MethodConfigError("crl.alpha/beta/eta and crl.b_old_per_task must be >= 0, b_old_batch_size >= 1")
@@ -224,6 +238,7 @@ class CRLVLA(SeqFT):
         """Actor-layout batch (after masks/advantages) → extra keys ``crl_returns``/``crl_mask`` [N, M, 1]; the
         valid samples are offered to this task's reservoir. Also starts a new early-stop window."""
         self._stop, self._kl_sum, self._kl_count = False, 0.0, 0
+        self._rl_signal = has_rl_loss(batch.get("loss_mask"))
         returns = L.mc_returns(batch["rewards"], batch["dones"], self.gamma)
         n, m = returns.shape[:2]
         valid = batch.get("valid_mask", batch.get("loss_mask"))  # every real step, also of filtered GRPO groups
@@ -280,7 +295,9 @@ class CRLVLA(SeqFT):
         metrics: dict[str, float] = {}
         terms = {"crl_vla_mc": self.eta * self._new_task_terms(outputs, n_rl, metrics)}
         kl, anchor = self._old_task_terms(outputs, replay, n_rl, metrics)
-        terms.update(crl_vla_kl=self.alpha * kl, crl_vla_anchor=self.beta * anchor)
+        gate = 0.0 if self.old_terms_need_rl and not self._rl_signal else 1.0  # x0 keeps the backward's collectives
+        terms.update(crl_vla_kl=gate * self.alpha * kl, crl_vla_anchor=gate * self.beta * anchor)
+        metrics["crl_vla/old_terms_on"] = gate
         metrics["crl_vla/b_old_size"] = float(len(self.buffer))
         self._metrics = metrics
         return terms
@@ -370,17 +387,17 @@ class CRLVLA(SeqFT):
 
     # ------------------------------------------------------------------------------------- task boundary
     def finish_task(self, model: torch.nn.Module, out_dir: Path, is_rank0: bool) -> dict[str, Any]:
-        """mc → frozen; π_old logits and V_old on the reservoir's samples → B_old; write critics + B_old files."""
+        """mc → frozen; the reservoir's samples → B_old; every B_old row relabelled with this policy's π_old
+        logits and the new frozen head's V_old (Algorithm 1: π_old = the policy at the end of the previous
+        task); write critics + B_old files."""
         self.critics.copy_mc_to_frozen()
         rows = self.pool.samples()
-        if rows:
-            rows.update(self.record_targets(model, rows))
-        else:
-            self.record_targets(model, {})  # keep the collective calls in step with the other ranks
         task_ids = nested_get(self.cfg, "env.fixed_task_ids", [-1])
         task_id = int(task_ids[0] if isinstance(task_ids, (list, tuple)) else task_ids)
         if rows:
-            self.buffer.add_task(task_id, rows)
+            self.buffer.add_task(task_id, {k: rows[k] for k in POOL_KEYS})
+        # every rank records, also with no rows: the forwards' collectives must stay in step
+        self.buffer.relabel(self.record_targets(model, self.buffer.inputs()))
         state_dir = Path(out_dir) / STATE_SUBDIR
         critic_state = {h: {n: full_tensor(p.detach()).cpu() for n, p in getattr(self.critics, h).named_parameters()}
                         for h in ("mc", "frozen")}  # fmt: skip
