@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 ### Usage: compute_base_logits_embodiment.sh [--dry-run] [CONFIG_NAME=crl_experiment/libero_spatial_grpo_openvlaoft_spatial] [vlacrl-precompute-logits options...]
 ### Builds the ER/DER replay cache (demos + the base model's action logits) for the config's suite with
-### the config's SFT checkpoint under model/. Inputs default to LIBERO/datasets/<suite>; pass --rlds DIR for
-### the RLDS release (openvla/modified_libero_rlds, downloaded by you). See docs/data.md.
+### the config's SFT checkpoint under model/. Input, as the reference: the RLDS release openvla/modified_libero_rlds
+### in LIBERO/datasets/modified_libero_rlds/<suite>_no_noops/1.0.0 (downloaded by you), every episode; --rlds DIR
+### names another folder, --input DIR LIBERO's HDF5 demos. See docs/data.md.
 source "$(dirname "${BASH_SOURCE[0]}")/common_functions.sh"
 launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
 CONFIG=${1:-$DEFAULT_CONFIG}

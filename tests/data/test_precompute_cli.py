@@ -1,15 +1,13 @@
-"""``vlacrl-precompute-logits`` end to end on a LIBERO-format demo file with the tiny model; RLDS error."""
+"""``vlacrl-precompute-logits`` end to end on a LIBERO-format demo file with the tiny model (RLDS: test_rlds.py)."""
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from vlacrl.cli.precompute_logits import main
-from vlacrl.data import OptionalDependencyError, ReplayDataset, read_cache_file
+from vlacrl.data import ReplayDataset, read_cache_file
 from vlacrl.data.formats import expert_windows
 from vlacrl.data.libero_hdf5 import write_libero_demo_file
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy, write_tiny_checkpoint
@@ -92,15 +90,3 @@ def test_errors_are_one_line(model_dir, tmp_path, capsys):
     assert "does not exist" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["--input", str(tmp_path)])  # --model-dir missing: usage error
-
-
-def test_rlds_needs_tensorflow(monkeypatch, tmp_path, capsys):
-    """Without tensorflow the RLDS path fails with one clear line (tensorflow is never installed here)."""
-    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow → ImportError, as when absent
-    from vlacrl.data.rlds import iter_rlds_tasks
-
-    with pytest.raises(OptionalDependencyError, match="pip install tensorflow"):
-        next(iter_rlds_tasks(tmp_path))
-    assert main(["--no-logits", "--rlds", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "needs tensorflow" in err and "pip install tensorflow" in err

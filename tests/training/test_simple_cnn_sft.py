@@ -103,6 +103,14 @@ def test_cli_missing_data_is_a_one_line_error(tmp_path, capsys):
     assert "no .hdf5 files" in capsys.readouterr().err
 
 
+def test_cli_default_data_is_the_suites_replay_folder(tmp_path, monkeypatch, capsys):
+    """As the reference (``…_simplevla_trajall``): the RLDS-derived replay files of the suite, every episode."""
+    monkeypatch.setenv("LIBERO_CONFIG_PATH", str(tmp_path / "LIBERO"))
+    assert main(["--out", str(tmp_path / "out")]) == 2
+    expected = tmp_path / "LIBERO" / "datasets" / "datasets_with_logits" / "libero_spatial_simplevla"
+    assert str(expected) in capsys.readouterr().err
+
+
 def test_label_smoothing_targets_a_mixture_of_the_demo_bin_and_uniform():
     from vlacrl.training.simple_cnn_sft import chunk_cross_entropy
 

@@ -2,10 +2,12 @@
 
 For every task it writes ``<output-dir>/<instruction with spaces → _>.hdf5`` with ``data/demo_<i>/{actions,
 obs/agentview_rgb, processed_action_logits, predicted_actions, action_tokens}``; the logits are the base
-model's (the SFT checkpoint in ``--model-dir``; a fresh LoRA adapter would not change them). Sources: LIBERO's
-demo HDF5 files (default ``<LIBERO>/datasets/<suite>``; converted: gripper convention, 180° frames, no-op
-steps dropped) or files already in the replay layout, or with ``--rlds`` the RLDS release (needs tensorflow).
-``--no-logits`` only converts (enough for ER).
+model's (the SFT checkpoint in ``--model-dir``; a fresh LoRA adapter would not change them). Sources, as the
+reference: by default the suite's RLDS release (LIBERO: ``openvla/modified_libero_rlds`` under
+``<LIBERO>/datasets/modified_libero_rlds/<suite>_no_noops/1.0.0``, 256² frames, every episode, ``demo_0`` =
+episode 0; read without TensorFlow), or ``--rlds DIR``; with ``--input`` LIBERO's demo HDF5 files (converted:
+gripper convention, 180° frames, no-op steps dropped) or files already in the replay layout (the default of
+suites without a release, e.g. ``probe``). ``--no-logits`` only converts (enough for ER).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from tqdm import tqdm
 
 from vlacrl.cli.common import OneLineParser, output_dir
 from vlacrl.data import (
-    OptionalDependencyError,
     ReplayDataError,
     cache_file_name,
     default_demo_dir,
     default_replay_dir,
+    default_rlds_dir,
     write_cache_file,
 )
 from vlacrl.data.precompute import SourceTask, base_model_bc_stats, compute_demo_logits, expand_inputs, iter_hdf5_tasks
@@ -38,16 +40,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog="vlacrl-precompute-logits", description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="libero_spatial", help="LIBERO suite (default paths, unnorm key)")
     parser.add_argument("--model-dir", type=Path, help="HF-format OpenVLA-OFT directory (required unless --no-logits)")
+    parser.add_argument("--input", nargs="+", type=Path, help="demo .hdf5 files or folders instead of the RLDS release")
     parser.add_argument(
-        "--input", nargs="+", type=Path, help="demo .hdf5 files or folders (default <LIBERO>/datasets/<suite>)"
+        "--rlds",
+        type=Path,
+        help="RLDS folder …/<suite>_no_noops/1.0.0 (default <LIBERO>/datasets/modified_libero_rlds/…)",
     )
-    parser.add_argument("--rlds", type=Path, help="read the RLDS release folder …/<suite>_no_noops/1.0.0 instead")
     parser.add_argument(
         "--output-dir", type=output_dir, help="default <LIBERO>/datasets/datasets_with_logits/<suite>_simplevla"
     )
     parser.add_argument("--demos-per-task", type=int, help="demos kept per task (default: all)")
     parser.add_argument(
-        "--first-demo", type=int, default=0, help="skip this many demos per task first (reference RLDS: 1)"
+        "--first-demo",
+        type=int,
+        default=0,
+        help="skip this many demos per task first (default 0; the reference's RLDS worker skipped 1 when "
+        "it limited --demos-per-task)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -62,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.no_logits and args.model_dir is None:
         parser.error("--model-dir is required (or pass --no-logits to only convert the demos)")
+    if args.input and args.rlds:
+        parser.error("--input and --rlds name two sources; pass one")
     if args.batch_size < 1 or args.first_demo < 0 or (args.demos_per_task is not None and args.demos_per_task < 1):
         parser.error("--batch-size and --demos-per-task must be >= 1, --first-demo >= 0")
     return args
@@ -85,11 +95,15 @@ def load_model(args: argparse.Namespace):
 
 
 def source_tasks(args: argparse.Namespace):
-    """The tasks to process, from --rlds or from HDF5 inputs."""
-    if args.rlds is not None:
-        from vlacrl.data.rlds import iter_rlds_tasks
+    """The tasks to process: ``--input`` HDF5 files, else ``--rlds`` or the suite's RLDS release, else (a suite
+    without a release) the HDF5 files of its demo folder."""
+    rlds = None if args.input else (args.rlds or default_rlds_dir(args.suite))
+    if rlds is not None:
+        from vlacrl.data.rlds import iter_rlds_tasks, rlds_files
 
-        return iter_rlds_tasks(args.rlds, demos_per_task=args.demos_per_task, first_demo=args.first_demo)
+        rlds_files(rlds)  # a missing release fails here, before the model loads
+        print(f"demos: RLDS release {rlds}")
+        return iter_rlds_tasks(rlds, demos_per_task=args.demos_per_task, first_demo=args.first_demo)
     files = expand_inputs(args.input or [default_demo_dir(args.suite)])
     return iter_hdf5_tasks(
         files, demos_per_task=args.demos_per_task, first_demo=args.first_demo, filter_noops=not args.keep_noops
@@ -143,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args)
-    except (ReplayDataError, OptionalDependencyError, ModelDirError, OSError, KeyError, ValueError) as exc:
+    except (ReplayDataError, ModelDirError, OSError, KeyError, ValueError) as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return 2

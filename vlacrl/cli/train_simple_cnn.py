@@ -1,6 +1,8 @@
 """``vlacrl-train-simple-cnn``: supervised pre-training of the Simple CNN baseline (docs/methods/simple_cnn.md).
 
-Reads LIBERO demo ``.hdf5`` files (or replay-layout files) from ``--data``, trains with the reference recipe
+Reads the suite's replay files (default ``--data``: ``vlacrl-precompute-logits``'s output for ``--suite``, built
+from the RLDS release with every episode, as the reference's ``…_simplevla_trajall``) or LIBERO demo ``.hdf5``
+files, trains with the reference recipe
 (AdamW lr 1e-4, weight decay 1e-5, batch 32, 10 epochs, 10 % validation) and writes ``best_checkpoint.pt``
 and ``checkpoint_epoch_<e>.pt`` to ``--out``. See docs/methods/simple_cnn.md.
 """
@@ -13,14 +15,20 @@ import sys
 from pathlib import Path
 
 from vlacrl.cli.common import OneLineParser, output_dir
+from vlacrl.data import default_replay_dir
 from vlacrl.data.errors import ReplayDataError
-from vlacrl.training.simple_cnn_sft import DEFAULT_UNNORM_KEY, SFTConfig, train_simple_cnn
+from vlacrl.training.simple_cnn_sft import SFTConfig, train_simple_cnn
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog="vlacrl-train-simple-cnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default="libero_spatial", help="suite of the default --data and --unnorm-key")
     parser.add_argument(
-        "--data", nargs="+", required=True, type=Path, help="demo .hdf5 files or folders of them (all demos used)"
+        "--data",
+        nargs="+",
+        type=Path,
+        help="demo .hdf5 files or folders of them, all demos used (default: the "
+        "suite's replay folder, <LIBERO>/datasets/datasets_with_logits/<suite>_simplevla)",
     )
     parser.add_argument("--out", required=True, type=output_dir, help="output folder for the checkpoints")
     parser.add_argument("--epochs", type=int, default=10)
@@ -30,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="random validation share (seeded)")
     parser.add_argument("--seed", type=int, default=0, help="model init, split and shuffle seed")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--unnorm-key", default=DEFAULT_UNNORM_KEY, help="key of the stored action statistics")
+    parser.add_argument("--unnorm-key", help="key of the stored action statistics (default <suite>_no_noops)")
     parser.add_argument("--save-every", type=int, default=5, help="write checkpoint_epoch_<e>.pt every N epochs")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--demos-per-task", type=int, help="first N demos of each file (default: all)")
@@ -38,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--label-smoothing", type=float, default=0.0, help="CE label smoothing in [0, 1) (0 = the reference)"
     )
     args = parser.parse_args(argv)
+    args.data = args.data or [default_replay_dir(args.suite)]
+    args.unnorm_key = args.unnorm_key or f"{args.suite}_no_noops"
     if args.epochs < 1 or args.batch_size < 1 or not 0.0 <= args.val_fraction < 1.0:
         parser.error("--epochs and --batch-size must be >= 1 and --val-fraction in [0, 1)")
     if not 0.0 <= args.label_smoothing < 1.0:

@@ -2,15 +2,15 @@
 
 Layouts: :mod:`vlacrl.data.formats` (the in-memory :class:`Demo` and the conventions), LIBERO's own files
 (:mod:`vlacrl.data.libero_hdf5`), the replay / logit-cache files of docs/methods/er.md (:mod:`vlacrl.data.logit_cache`).
-The logit computation lives in :mod:`vlacrl.data.precompute`, the optional RLDS reader in
-:mod:`vlacrl.data.rlds` (needs tensorflow). See docs/data.md.
+The logit computation lives in :mod:`vlacrl.data.precompute`, the RLDS reader in :mod:`vlacrl.data.rlds`
+(TFRecords read by :mod:`vlacrl.data.tfrecord`, no TensorFlow). See docs/data.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vlacrl.data.errors import OptionalDependencyError, ReplayDataError
+from vlacrl.data.errors import ReplayDataError
 from vlacrl.data.formats import Demo, cache_file_name, libero_gripper_to_openvla, task_description_from_filename
 from vlacrl.data.logit_cache import read_cache_demo, read_cache_file, write_cache_file
 from vlacrl.data.replay_dataset import (
@@ -36,6 +36,14 @@ def default_replay_dir(suite: str) -> Path:
     return _dataset_root(suite) / "datasets_with_logits" / f"{suite}{REPLAY_DIR_SUFFIX}"
 
 
+def default_rlds_dir(suite: str) -> Path | None:
+    """The suite's released RLDS demos (LIBERO: ``<LIBERO config dir>/datasets/modified_libero_rlds/
+    <suite>_no_noops/1.0.0``, where the reference reads them), or None when its simulator has no release."""
+    from vlacrl.envs.registry import simulator_of_suite
+
+    return simulator_of_suite(suite).rlds_release(suite)
+
+
 def default_demo_dir(suite: str) -> Path:
     """``<data root>/<suite>``: where LIBERO's download script (or ``vlacrl-rollout --policy expert``) puts demos."""
     return _dataset_root(suite) / suite
@@ -43,7 +51,6 @@ def default_demo_dir(suite: str) -> Path:
 
 __all__ = [
     "Demo",
-    "OptionalDependencyError",
     "ReplayBatchIterator",
     "ReplayCollator",
     "ReplayDataError",
@@ -51,6 +58,7 @@ __all__ = [
     "cache_file_name",
     "default_demo_dir",
     "default_replay_dir",
+    "default_rlds_dir",
     "libero_gripper_to_openvla",
     "read_cache_demo",
     "read_cache_file",

@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class ReplayDataError(ValueError):
     """A replay data directory or file is missing, empty or malformed."""
-
-
-class OptionalDependencyError(ImportError):
-    """An optional dependency (tensorflow for RLDS) is not installed."""

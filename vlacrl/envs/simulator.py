@@ -117,6 +117,11 @@ class Simulator(ABC):
 
         return repo_root() / "datasets"
 
+    def rlds_release(self, suite: str) -> Path | None:
+        """The folder of this family's released RLDS demos of ``suite``, the default source of the replay data
+        when a family has one (``vlacrl-precompute-logits``); None: demo HDF5 files in ``<root>/<suite>``."""
+        return None
+
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Driver-side set-up before any worker starts (e.g. config files, asset links). Default: nothing."""
 

@@ -93,6 +93,11 @@ class LiberoSimulator(Simulator):
 
         return default_config_dir() / "datasets"
 
+    def rlds_release(self, suite: str) -> Path:
+        """``<root>/modified_libero_rlds/<suite>_no_noops/1.0.0``: OpenVLA's re-rendered 256² demos without
+        no-ops (``openvla/modified_libero_rlds``), where the reference's precompute worker reads them."""
+        return self.dataset_root() / "modified_libero_rlds" / f"{suite}_no_noops" / "1.0.0"
+
     def prepare(self) -> None:
         ensure_libero_ready()
 
