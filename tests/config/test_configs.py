@@ -44,6 +44,19 @@ def test_suite_specific_configs():
     assert ev.runner.only_eval and ev.algorithm.eval_rollout_epoch == 40 and ev.actor.model.lora_scale == 1.0
 
 
+def test_the_simple_cnn_reproduction_config_runs_as_the_reference_and_the_sampled_variant_learns():
+    """Table 3's CNN row: greedy training rollouts, Dropout active (BatchNorm frozen in the model); the
+    ``_sampled`` variant samples and keeps Dropout off (docs/methods/simple_cnn.md)."""
+    reference = compose("crl_experiment/libero_spatial_grpo_simple_cnn")
+    sampled = compose("crl_experiment/libero_spatial_grpo_simple_cnn_sampled")
+    for cfg, expected in ((reference, True), (sampled, False)):
+        assert cfg.algorithm.sampling_params.use_greedy is expected and cfg.actor.model.cnn_train_dropout is expected
+        assert cfg.algorithm.sampling_params.use_greedy_eval is True and cfg.actor.model.model_name == "simple_cnn"
+    for name in ("cpu_simple_cnn", "cpu_probe_cnn"):
+        cfg = compose(name)
+        assert not cfg.algorithm.sampling_params.use_greedy and not cfg.actor.model.cnn_train_dropout
+
+
 def test_reference_override_habits_work():
     cfg = compose(
         MAIN,

@@ -81,6 +81,28 @@ def test_training_mode_keeps_batchnorm_and_dropout_frozen(cnn_ckpt, languages):
     assert all(torch.equal(v, policy.state_dict()[k]) for k, v in stats.items())
 
 
+def test_reference_training_mode_keeps_dropout_active(cnn_ckpt, languages):
+    """``actor.model.cnn_train_dropout`` (the reference): BatchNorm frozen, Dropout active, so two forwards of
+    the same batch differ and the log-probs no longer equal the rollout's."""
+    from omegaconf import OmegaConf
+
+    from vlacrl.config.compose import compose
+    from vlacrl.workers.policy_setup import build_policy
+
+    overrides = [f"actor.checkpoint_load_path={cnn_ckpt}", "actor.model.cnn_train_dropout=True"]
+    cfg = OmegaConf.to_container(compose("cpu_simple_cnn", overrides), resolve=True)
+    policy = build_policy(cfg, str(cnn_ckpt), use_gpu=False)
+    assert policy.train_dropout and not load_rl_policy(cnn_ckpt).train_dropout
+    policy.train()
+    assert all(not m.training for m in policy.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert all(m.training for m in policy.modules() if isinstance(m, torch.nn.Dropout))
+    inputs = batch(policy, languages)
+    tokens = torch.zeros(2, 8, 7, dtype=torch.long)
+    first, second = (policy.action_logprobs(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"],
+                                            tokens)["logprobs"] for _ in range(2))  # fmt: skip
+    assert not torch.allclose(first, second)
+
+
 def test_a_positive_advantage_raises_the_chosen_bins_logprob(cnn_ckpt, languages):
     cfg = OmegaConf.to_container(compose("cpu_simple_cnn", []), resolve=True)
     algo = AlgorithmConfig.from_mapping(cfg["algorithm"])

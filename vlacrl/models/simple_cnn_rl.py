@@ -10,8 +10,9 @@ so the CNN reuses the whole Ray loop:
 
 Rollouts take the argmax bins when ``greedy`` (the reference) or draw them from softmax(logits), and
 record ``log_softmax`` of the *raw* logits at the chosen bins; the actor recomputes the same quantity.
-Temperature and top-k do not apply to the CNN (the reference uses neither for it). BatchNorm and Dropout
-stay in eval mode even while training, so the actor's log-probs match the rollout's.
+Temperature and top-k do not apply to the CNN (the reference uses neither for it). BatchNorm stays in eval
+mode even while training (the reference); Dropout too unless ``train_dropout`` (the reference trains with it
+active; ``actor.model.cnn_train_dropout``), so by default the actor's log-probs match the rollout's.
 
 Checkpoints (``actor/model.pt``) use the supervised checkpoint dict (:data:`CHECKPOINT_KEYS` of
 ``vlacrl.models.simple_cnn``) so a chained task finds ``task_id_map`` and ``norm_stats`` in the file; the
@@ -55,17 +56,22 @@ class SimpleCNNRLPolicy(SimpleCNNPolicy):
         self.action_tokenizer = ActionTokenizer.from_norm_stats(
             meta["norm_stats"], self.unnorm_key, n_bins=self.n_action_bins
         )
+        self.train_dropout = False
 
     def train(self, mode: bool = True) -> SimpleCNNRLPolicy:
-        """Train mode for everything except BatchNorm and Dropout, which stay in eval mode.
+        """Train mode for everything except BatchNorm (always eval mode) and Dropout (eval mode unless
+        ``train_dropout``).
 
-        Frozen BatchNorm statistics are the reference's choice; keeping Dropout off too is ours: the rollout
-        runs in eval mode, so the actor's log-probs of the rollout's bins then equal the rollout's own
-        (importance ratio exactly 1 before the first update; the reference's active dropout adds noise).
+        Frozen BatchNorm statistics are the reference's choice, and so is active Dropout
+        (``train_dropout=True``). Keeping Dropout off is our default: the rollout runs in eval mode, so the
+        actor's log-probs of the rollout's bins then equal the rollout's own (importance ratio exactly 1 before
+        the first update; active dropout adds noise to it).
         """
         super().train(mode)
+        frozen = (nn.modules.batchnorm._BatchNorm,) if self.train_dropout else (nn.modules.batchnorm._BatchNorm,
+                                                                                nn.Dropout)  # fmt: skip
         for module in self.modules():
-            if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.Dropout)):
+            if isinstance(module, frozen):
                 module.eval()
         return self
 

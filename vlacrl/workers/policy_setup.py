@@ -88,6 +88,7 @@ def build_simple_cnn(cfg: Mapping[str, Any], path: str, use_gpu: bool):
     """The CNN from a checkpoint file (every parameter trainable), on the worker's device and dtype."""
     model_cfg = cfg["actor"]["model"]
     model = load_rl_policy(path, model_cfg.get("cnn_metadata_path"))
+    model.train_dropout = bool(model_cfg.get("cnn_train_dropout", False))
     return model.to(device=worker_device(use_gpu), dtype=model_dtype(model_cfg, use_gpu))
 
 
