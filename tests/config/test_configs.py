@@ -57,6 +57,17 @@ def test_the_simple_cnn_reproduction_config_runs_as_the_reference_and_the_sample
         assert not cfg.algorithm.sampling_params.use_greedy and not cfg.actor.model.cnn_train_dropout
 
 
+def test_crl_vla_under_ppo_as_its_paper_states_it():
+    """PPO/GAE, epsilon 0.2 on both sides, per-chunk advantages; the launchers' default stays the GRPO port."""
+    cfg = compose("crl_experiment/libero_spatial_ppo_crl_vla")
+    assert (cfg.algorithm.adv_type, cfg.algorithm.loss_type) == ("embodied_gae", "embodied_ppo")
+    assert (cfg.algorithm.clip_ratio_low, cfg.algorithm.clip_ratio_high) == (0.2, 0.2)
+    assert cfg.algorithm.reward_type == "chunk_level" and cfg.crl.method == "crl_vla"
+    assert cfg.env.train.task_suite_name == "libero_spatial" and cfg.actor.optim.lr == 2.0e-5
+    port = compose(MAIN, ["crl=crl_vla"])
+    assert port.algorithm.adv_type == "embodied_grpo" and port.algorithm.clip_ratio_high == 0.28
+
+
 def test_reference_override_habits_work():
     cfg = compose(
         MAIN,
