@@ -97,6 +97,9 @@ CASES: tuple[Case, ...] = (
          "crl.eval_tasks: task id(s) [10] out of range for libero_spatial"),
     case("unknown_suite", "unknown LIBERO suite", TRAIN, ["env.train.task_suite_name=libero_100"],
          "unknown LIBERO suite 'libero_100'"),
+    case("bad_camera_override", "a robustness-suite camera pose of the wrong length", TRAIN,
+         ["+env.eval.init_params.camera_overrides_per_task=[{agentview:{pos:[0.6,0.0]}}]"],
+         "env.eval: init_params.camera_overrides_per_task[0].agentview.pos must be a list of 3 numbers"),
     case("unknown_simulator", "unknown simulator", TRAIN, ["env.train.simulator_type=gazebo"],
          "env.train.simulator_type:"),
     # --- values of the wrong type or range

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vlacrl.config.errors import ConfigError
 from vlacrl.config.key_types import COUNT, check_key_types
@@ -78,6 +78,7 @@ def check_env(cfg: DictConfig, placement) -> None:
             task_ids = _get(cfg, f"env.{split}.fixed_task_ids")
             if task_ids is not None:
                 simulator.validate_task_ids(suite, list(task_ids))
+            simulator.sim_config(OmegaConf.to_container(cfg.env[split], resolve=True))  # images, perturbations
         except EnvConfigError as exc:
             raise ConfigError(f"env.{split}: {exc}") from None
         steps = _require_int(cfg, f"env.{split}.max_episode_steps")

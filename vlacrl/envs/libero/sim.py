@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlacrl.envs.libero import suites
+from vlacrl.envs.libero import perturbations, suites
 from vlacrl.envs.libero.convert import ACTION_DIM, proprio_state, rotate_180
 from vlacrl.envs.simulator import ChunkOutcome
 
@@ -38,6 +38,10 @@ class SimConfig:
     max_episode_steps: int = 512
     gate_rendering: bool = True  # False: render every camera at every step (stock behaviour)
     extra_env_kwargs: dict = field(default_factory=dict)
+    perturbations: tuple = ()  # per task id: a perturbations.ScenePerturbation (robustness suites); () = none
+
+    def perturbation(self, task_id: int) -> perturbations.ScenePerturbation | None:
+        return self.perturbations[task_id] if task_id < len(self.perturbations) else None
 
 
 class LiberoSim:
@@ -72,6 +76,7 @@ class LiberoSim:
                 **cfg.extra_env_kwargs,
             )
         self._env.seed(cfg.seed)
+        self._model_defaults: dict = {}  # the unperturbed robot base position of this env's model
         self.task_id = task_id
         self.language = spec.language
 
@@ -113,8 +118,9 @@ class LiberoSim:
     def reset(self, trial_id: int, task_id: int | None = None) -> dict:
         """Reset to init state ``trial_id`` of the task, then settle with zero actions.
 
-        Follows the reference: ``seed(0)``, ``reset()``, ``set_init_state``, ``settle_steps`` steps
-        of the all-zero 7-d action. Returns the observation after the last settle step.
+        Follows the reference: ``seed(0)``, ``reset()``, the task's scene perturbation (robustness suites),
+        ``set_init_state``, ``settle_steps`` steps of the all-zero 7-d action. Returns the observation after
+        the last settle step.
         """
         if task_id is not None:
             self.set_task(task_id)
@@ -122,7 +128,8 @@ class LiberoSim:
         env = self._env
         env.seed(self.config.seed)
         self._set_render(False)
-        env.reset()
+        env.reset()  # rebuilds the MuJoCo model (hard reset): the scene perturbation is set again
+        perturbations.apply(self.robosuite_env, self.config.perturbation(self.task_id), self._model_defaults)
         self._install_render_gates()
         self._set_render(self.config.settle_steps == 0)
         raw = env.set_init_state(states[trial_id])

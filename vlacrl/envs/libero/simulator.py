@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from vlacrl.envs.errors import EnvConfigError
-from vlacrl.envs.libero import render, suites
+from vlacrl.envs.libero import perturbations, render, suites
 from vlacrl.envs.libero.convert import model_to_env_actions
 from vlacrl.envs.libero.errors import RenderBackendError
 from vlacrl.envs.libero.setup import ensure_libero_ready
@@ -50,11 +50,13 @@ class LiberoSimulator(Simulator):
         cameras = tuple(env_cfg.get("cameras") or ("agentview",))
         if not cameras:
             raise EnvConfigError("at least one camera is needed (the policy's camera first)")
+        suite = str(env_cfg["task_suite_name"])
         return SimConfig(
-            suite=str(env_cfg["task_suite_name"]),
+            suite=suite,
             cameras=cameras,
             image_size=size,
             max_episode_steps=int(env_cfg.get("max_episode_steps", 512)),
+            perturbations=perturbations.per_task(init, suites.SUITE_TASK_COUNTS.get(suite, 0)),
         )
 
     def open_pool(

@@ -17,12 +17,20 @@ import numpy as np
 
 from vlacrl.envs.errors import EnvConfigError
 
+#: the paper's robustness suites → the suite whose tasks, BDDL files and init states they reuse; their camera,
+#: lights or robot base differ through ``init_params`` (vlacrl/envs/libero/perturbations.py, docs/libero.md)
+VARIANT_OF = {
+    "libero_spatial_cam2": "libero_spatial",
+    "libero_spatial_light2": "libero_spatial",
+    "libero_spatial_pos2": "libero_spatial",
+}
 SUITE_TASK_COUNTS = {
     "libero_spatial": 10,
     "libero_object": 10,
     "libero_goal": 10,
     "libero_10": 10,
     "libero_90": 90,
+    **dict.fromkeys(VARIANT_OF, 10),
 }
 
 
@@ -62,11 +70,16 @@ def _benchmark_module():
     return benchmark
 
 
+def base_suite(suite: str) -> str:
+    """The LIBERO suite whose tasks ``suite`` uses (itself, or the base of a robustness variant)."""
+    return VARIANT_OF.get(validate_suite(suite), suite)
+
+
 @functools.lru_cache(maxsize=None)
 def _suite(suite: str):
     benchmark = _benchmark_module()
     with contextlib.redirect_stdout(io.StringIO()):
-        return benchmark.get_benchmark_dict()[validate_suite(suite)](task_order_index=0)
+        return benchmark.get_benchmark_dict()[base_suite(suite)](task_order_index=0)
 
 
 def num_tasks(suite: str) -> int:
@@ -83,8 +96,11 @@ def task_spec(suite: str, task_id: int) -> TaskSpec:
 
 @functools.lru_cache(maxsize=None)
 def init_states(suite: str, task_id: int) -> np.ndarray:
-    """The task's fixed init states, [num_states (50), state_dim] float64 flattened MjSim states."""
+    """The task's fixed init states, [num_states (50), state_dim] float64 flattened MjSim states (a variant
+    suite's are its base suite's)."""
     (task_id,) = validate_task_ids(suite, [task_id])
+    if base_suite(suite) != suite:
+        return init_states(base_suite(suite), task_id)
     states = np.asarray(_suite(suite).get_task_init_states(task_id))
     states.setflags(write=False)
     return states
