@@ -107,6 +107,27 @@ def test_eval_launchers():
     assert scaled.actor.model.lora_scale == 0.5
 
 
+def test_lora_scale_launcher_detects_weight_merge_runs_as_the_reference(tmp_path):
+    """The reference's signature LOCATION [CURRENT_LORA_SCALE] [PREVIOUS_LORA_COEFF] [STEP] [CONFIG]: for
+    .../weight_merge/task_<k>_coeff_<c>... the coefficient comes from the name, the scale defaults to 1.0, and
+    the adapters of tasks first..k-1 beside it are merged with that coefficient."""
+    runs = tmp_path / "logs_spatial" / "weight_merge"
+    for task in (0, 1, 2):
+        (runs / f"task_{task}_coeff_0_8_seed7" / "checkpoints" / "global_step_10" / "actor").mkdir(parents=True)
+    cfg = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7")))
+    earlier = [str(runs / f"task_{t}_coeff_0_8_seed7" / "checkpoints" / "global_step_10" / "actor") for t in (0, 1)]
+    assert list(cfg.actor.model.lora_paths) == earlier and cfg.actor.model.previous_lora_merge_coefficient == 0.8
+    assert cfg.actor.model.lora_scale == 1.0 and cfg.actor.model.lora_path.endswith("task_2_coeff_0_8_seed7/"
+                                                                                       "checkpoints/global_step_10/actor")
+    both = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7"), "0.7", "0.5"))
+    assert both.actor.model.lora_scale == 0.7 and both.actor.model.previous_lora_merge_coefficient == 0.5
+    first = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_0_coeff_0_8_seed7")))
+    assert not first.actor.model.get("lora_paths") and first.actor.model.lora_scale == 1.0
+    (runs / "task_0_coeff_0_8_seed7" / "checkpoints" / "global_step_10" / "actor").rmdir()
+    proc = launch("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7"))
+    assert proc.returncode == 2 and "the adapter of earlier task 0 is missing" in proc.stderr
+
+
 def test_compute_base_logits_picks_the_suite_model():
     cmd = dry_run("compute_base_logits_embodiment.sh", "crl_experiment/libero_10_grpo_openvlaoft_long", "--rlds", "/d")
     assert Path(cmd[0]).name == "vlacrl-precompute-logits"
@@ -122,6 +143,8 @@ def test_compute_base_logits_picks_the_suite_model():
         ("run_embodiment_weight_merge.sh", ["0", "1.5"], "MERGE_COEFF must be in"),
         ("run_embodiment_multitask.sh", [], "TASK_IDS is required"),
         ("eval_embodiment_lora_scale.sh", ["dir", "2"], "CURRENT_LORA_SCALE must be in"),
+        ("eval_embodiment_lora_scale.sh", ["logs/sequential/task_0_seed1234"], "CURRENT_LORA_SCALE (2nd argument) is"),
+        ("eval_embodiment_lora_scale.sh", ["logs/sequential/task_0_seed1234", "0.5", "0.5"], "weight-merge"),
     ],
 )
 def test_bad_arguments(name, args, message):
