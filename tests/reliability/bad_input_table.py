@@ -100,6 +100,8 @@ CASES: tuple[Case, ...] = (
     case("bad_camera_override", "a robustness-suite camera pose of the wrong length", TRAIN,
          ["+env.eval.init_params.camera_overrides_per_task=[{agentview:{pos:[0.6,0.0]}}]"],
          "env.eval: init_params.camera_overrides_per_task[0].agentview.pos must be a list of 3 numbers"),
+    case("random_action_training", "the random-action baseline in a training run", TRAIN,
+         ["rollout.random_action=True"], "rollout.random_action=True is an evaluation baseline"),
     case("unknown_simulator", "unknown simulator", TRAIN, ["env.train.simulator_type=gazebo"],
          "env.train.simulator_type:"),
     # --- values of the wrong type or range

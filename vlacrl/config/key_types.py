@@ -143,6 +143,7 @@ KEY_TYPES: dict[str, Number | Flag] = {
     # switches
     "runner.only_eval": FLAG,
     "actor.model.is_lora": FLAG,
+    "rollout.random_action": FLAG,
     "actor.model.cnn_train_dropout": FLAG,
     "actor.model.gradient_checkpointing": FLAG,
     "actor.enable_offload": FLAG,

@@ -204,6 +204,11 @@ def check_cnn_paths(cfg: DictConfig) -> None:
 def check_runner(cfg: DictConfig, placement) -> None:
     if not _get(cfg, "runner.only_eval", False):
         _require_int(cfg, "runner.max_epochs")
+        if _get(cfg, "rollout.random_action", False):
+            raise ConfigError(
+                "rollout.random_action=True is an evaluation baseline (no model acts): run it with "
+                "vlacrl-eval or eval_embodiment.sh, not a training command"
+            )
     _require_int(cfg, "algorithm.eval_rollout_epoch")
     backends = list(_get(cfg, "runner.logger.logger_backends", []) or [])
     unknown = [b for b in backends if b not in ("console", "tensorboard", "wandb")]

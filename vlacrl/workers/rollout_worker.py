@@ -22,6 +22,7 @@ import torch
 from vlacrl.crl.registry import build_method
 from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
+from vlacrl.workers.fixed_actions import FixedActionCycle
 from vlacrl.workers.policy_setup import build_policy, build_processor, rollout_model_path, worker_device
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class RolloutWorker:
         self.buffers: dict[int, StageBuffer] = defaultdict(StageBuffer)
         self.infer_seconds = 0.0
         self.env_info_means: dict[str, float] = {}
+        model_cfg = cfg["actor"]["model"]
+        self.fixed_actions = (  # the reference's model-free evaluation baseline (docs/evaluation.md)
+            FixedActionCycle(int(model_cfg["num_action_chunks"]), int(model_cfg.get("action_dim", 7)))
+            if cfg.get("rollout", {}).get("random_action", False) else None
+        )  # fmt: skip
 
     def _inputs(self, env_batch) -> dict[str, torch.Tensor]:
         inputs = self.processor(list(env_batch.obs["task_descriptions"]), env_batch.obs["full_image"])
@@ -109,6 +115,8 @@ class RolloutWorker:
     @annotated
     def act(self, stage: int, env_batch, mode: str = "train") -> np.ndarray:
         """Actions [b, C, D] (env scale) for ``env_batch``; in ``train`` mode the step is recorded."""
+        if self.fixed_actions is not None and mode == "eval":
+            return self.fixed_actions.next(len(env_batch.obs["task_descriptions"]))
         inputs = self._inputs(env_batch)
         prediction = self._predict(inputs, mode)
         if mode == "train":
