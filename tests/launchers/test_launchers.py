@@ -117,8 +117,9 @@ def test_lora_scale_launcher_detects_weight_merge_runs_as_the_reference(tmp_path
     cfg = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7")))
     earlier = [str(runs / f"task_{t}_coeff_0_8_seed7" / "checkpoints" / "global_step_10" / "actor") for t in (0, 1)]
     assert list(cfg.actor.model.lora_paths) == earlier and cfg.actor.model.previous_lora_merge_coefficient == 0.8
-    assert cfg.actor.model.lora_scale == 1.0 and cfg.actor.model.lora_path.endswith("task_2_coeff_0_8_seed7/"
-                                                                                       "checkpoints/global_step_10/actor")
+    assert cfg.actor.model.lora_scale == 1.0 and cfg.actor.model.lora_path.endswith(
+        "task_2_coeff_0_8_seed7/checkpoints/global_step_10/actor"
+    )
     both = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7"), "0.7", "0.5"))
     assert both.actor.model.lora_scale == 0.7 and both.actor.model.previous_lora_merge_coefficient == 0.5
     first = composed(dry_run("eval_embodiment_lora_scale.sh", str(runs / "task_0_coeff_0_8_seed7")))
