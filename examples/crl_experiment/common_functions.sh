@@ -3,7 +3,9 @@
 # arguments (continual-vla-rl, examples/crl_experiment) and builds ONE command of the vlacrl CLI:
 # vlacrl-crl (training sequences), vlacrl-eval, vlacrl-precompute-logits. No training logic lives here.
 #   --help     as the first argument: print the launcher's usage
-#   --dry-run  as the first argument: print the command, run nothing
+#   --dry-run  as the first argument: print the command and, for a training sequence (vlacrl-crl), its plan
+#              (crl.dry_run=True: stages, overrides, episodes per task; no Ray, nothing written); run nothing.
+#              VLACRL_LAUNCHER_PLAN=0 prints the command alone.
 # Arguments after the positional ones are passed on as Hydra overrides.
 
 VLACRL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,10 +29,15 @@ vlacrl_cmd() {
     if [ -x "$VLACRL_ROOT/.venv/bin/$1" ]; then echo "$VLACRL_ROOT/.venv/bin/$1"; else echo "$1"; fi
 }
 
-# run_cmd ARGS...: print the command (shell-quoted), then run it unless --dry-run
+# run_cmd ARGS...: print the command (shell-quoted), then run it; with --dry-run print a sequence's plan instead
 run_cmd() {
     printf '+'; printf ' %q' "$@"; printf '\n'
-    [ "$DRY_RUN" = "1" ] && return 0
+    if [ "$DRY_RUN" = "1" ]; then
+        if [ "$(basename "$1")" = "vlacrl-crl" ] && [ "${VLACRL_LAUNCHER_PLAN:-1}" != "0" ]; then
+            (cd "$VLACRL_ROOT" && "$@" crl.dry_run=True) || return $?
+        fi
+        return 0
+    fi
     cd "$VLACRL_ROOT" && "$@"
 }
 

@@ -4,6 +4,7 @@ Every dry-run command is parsed back and its Hydra overrides are composed with t
 launcher cannot emit an override that Hydra would reject.
 """
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -17,8 +18,10 @@ DIR = ROOT / "examples" / "crl_experiment"
 LAUNCHERS = sorted(p.name for p in DIR.glob("*.sh") if p.name != "common_functions.sh")
 
 
-def launch(name, *args):
-    return subprocess.run(["bash", str(DIR / name), *args], capture_output=True, text=True, timeout=60)
+def launch(name, *args, plan: bool = False):
+    """Run a launcher; ``--dry-run`` prints the plan of a sequence only with ``plan`` (it costs a Python start)."""
+    env = {**os.environ, "VLACRL_LAUNCHER_PLAN": "1" if plan else "0"}
+    return subprocess.run(["bash", str(DIR / name), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def dry_run(name, *args) -> list[str]:
@@ -127,6 +130,19 @@ def test_lora_scale_launcher_detects_weight_merge_runs_as_the_reference(tmp_path
     (runs / "task_0_coeff_0_8_seed7" / "checkpoints" / "global_step_10" / "actor").rmdir()
     proc = launch("eval_embodiment_lora_scale.sh", str(runs / "task_2_coeff_0_8_seed7"))
     assert proc.returncode == 2 and "the adapter of earlier task 0 is missing" in proc.stderr
+
+
+def test_dry_run_shows_the_sequences_plan():
+    """``--dry-run`` of a training launcher prints its command and the plan of ``crl.dry_run=True`` (stages,
+    overrides, episodes per task) without starting Ray or writing anything; Object's first task is 5."""
+    config = "crl_experiment/libero_object_grpo_openvlaoft_object"
+    proc = launch("run_embodiment_ewc.sh", "--dry-run", "5,6", "", "", config, plan=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("+ ") and "dry run: crl=ewc, suite libero_object" in proc.stdout
+    assert "stage_0: trains tasks [5]" in proc.stdout and "stage_1: trains tasks [6]" in proc.stdout
+    assert proc.stdout.count("episodes per task: 320") == 2
+    assert "crl.previous_fisher_path=<fisher_path of stage_0>" in proc.stdout
 
 
 def test_compute_base_logits_picks_the_suite_model():

@@ -76,6 +76,22 @@ class ContinualSettings:
                    str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)), extra)  # fmt: skip
 
 
+class StageOutputs(dict):
+    """A planned stage's method outputs (``StageRecord.extra``), known only once it ran: every key reads as a
+    placeholder naming the key and the stage, so the plan shows e.g. ``crl.previous_fisher_path=<fisher_path of
+    stage_0>``."""
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key} of {self.stage}>"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key]
+
+
 def _known(make, *args) -> tuple[dict[str, Any], str]:
     """``make(*args)``'s overrides, or ``({}, why)`` when they depend on outputs of stages that have not run yet."""
     try:
@@ -240,7 +256,7 @@ class ContinualRunner:
         """What :meth:`run` would do, without running anything: per evaluation row its label, trained tasks,
         training overrides, evaluation config overrides and episodes per task. Later stages see placeholder
         records of the earlier ones (their adapter where it will be written; method outputs such as EWC's
-        Fisher file are known only after the stage ran, which the plan says)."""
+        Fisher file, known only after the stage ran, as ``<key of stage_k>`` placeholders)."""
         rows = []
         if self.settings.eval_base:
             rows.append({"label": "base", "tasks": [], "train": {}, "eval": self.settings.eval_overrides,
@@ -251,7 +267,7 @@ class ContinualRunner:
             run_dir = self.root / self.stage_name(tasks)
             overrides, train_pending = _known(self._stage_overrides, index, tasks, history)
             adapter = str(run_dir / "checkpoints" / f"global_step_{steps}" / "actor")
-            record = StageRecord(index, tasks, str(run_dir), adapter, {})
+            record = StageRecord(index, tasks, str(run_dir), adapter, StageOutputs(f"stage_{index}"))
             evaluation, eval_pending = _known(self.method.eval_overrides, record, history)
             eval_cfg = self.eval_config({**overrides, **evaluation})
             rows.append({"label": f"stage_{index}", "tasks": tasks, "train": overrides,
