@@ -56,7 +56,10 @@ def print_plan(cfg: DictConfig) -> int:
     runner = ContinualRunner(cfg, method, None, None)
     print(f"dry run: crl={method.name}, suite {cfg.env.train.task_suite_name}, log dir {runner.root}")
     print(f"validation: {status}")
-    for row in runner.plan():
+    rows = runner.plan()
+    for note in runner.plan_notes:
+        print(note)
+    for row in rows:
         print(f"{row['label']}: trains tasks {row['tasks'] or '-'}; evaluates tasks {runner.eval_tasks}")
         print(f"  training overrides: {_show(row['train'])}")
         print(f"  evaluation overrides: {_show(row['eval'])}")

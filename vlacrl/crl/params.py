@@ -30,6 +30,7 @@ class SequenceParams:
     seed: int
     eval_overrides: Optional[dict]
     dry_run: bool
+    first_task: Optional[int]  # null: a sequence may start at any task from the base model
 
 
 @dataclass(frozen=True)

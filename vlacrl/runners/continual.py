@@ -25,6 +25,7 @@ from vlacrl.crl.base import CRLMethod, StageRecord
 from vlacrl.envs.errors import EnvConfigError
 from vlacrl.envs.registry import simulator_for, suite_task_ids
 from vlacrl.runners.checkpoint import write_text_atomic
+from vlacrl.runners.continuation import earlier_stages, write_stage_record
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ContinualSettings:
     stage_dir: str  # template with {tasks} (ids joined by _), {task} (first id), {seed}
     seed: int
     eval_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys applied to every evaluation
+    first_task: int | None = None  # the suite's first task: a later start continues from task k-1 (continuation.py)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ContinualSettings:
@@ -72,8 +74,10 @@ class ContinualSettings:
         eval_tasks = None if eval_tasks is None else _checked_ids(cfg.env.eval, parse_task_range(eval_tasks))
         extra = crl.get("eval_overrides") or {}
         extra = flat_keys(OmegaConf.to_container(extra, resolve=True) if isinstance(extra, DictConfig) else extra)
+        first = crl.get("first_task")
         return cls(tasks, eval_tasks, bool(crl.get("eval_base", False)),
-                   str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)), extra)  # fmt: skip
+                   str(crl.get("stage_dir", "task_{tasks}_seed{seed}")), int(crl.get("seed", 1234)), extra,
+                   None if first is None else int(first))  # fmt: skip
 
 
 class StageOutputs(dict):
@@ -165,6 +169,7 @@ class ContinualRunner:
         check_eval_envs(cfg, len(self.eval_tasks))
         self.history: list[StageRecord] = []
         self.matrix = SuccessMatrix(self.eval_tasks)
+        self.plan_notes: list[str] = []  # what plan() found besides its rows (continuation, its problems)
 
     def stage_name(self, tasks: list[int]) -> str:
         joined = "_".join(str(t) for t in tasks)
@@ -230,13 +235,24 @@ class ContinualRunner:
         except Exception as exc:  # noqa: BLE001 - plots must never end a sequence
             logger.warning("could not log the success matrix table/heatmap: %s: %s", type(exc).__name__, exc)
 
+    def earlier_stages(self, stages: list[list[int]]) -> list[StageRecord]:
+        """The finished stages of tasks before this invocation's first one, when the state does not have them
+        and ``crl.first_task`` says the sequence continues (:mod:`vlacrl.runners.continuation`)."""
+        if self.history or not stages:
+            return []
+        explicit = bool(self.cfg.actor.model.get("lora_path"))
+        return earlier_stages(self.settings.first_task, stages[0], lambda t: self.root / self.stage_name(t), explicit)
+
     def run(self) -> SuccessMatrix:
-        self.root.mkdir(parents=True, exist_ok=True)
         self._load_state()
+        stages = self.method.task_schedule(self.settings.tasks)
+        self.history.extend(self.earlier_stages(stages))  # a missing task k-1 stops here, before anything starts
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.history:
+            logger.info("continuing after %s", ", ".join(f"tasks {r.task_ids} ({r.run_dir})" for r in self.history))
         if self.settings.eval_base and not self.matrix.rows:
             self._evaluate("base", [], {}, self.root / "eval_base")
             self._save_state()
-        stages = self.method.task_schedule(self.settings.tasks)
         done = [r.task_ids for r in self.history]
         for position, tasks in enumerate(stages):
             if tasks in done:  # finished earlier (this invocation resumed, or an earlier one ran it)
@@ -261,9 +277,16 @@ class ContinualRunner:
         if self.settings.eval_base:
             rows.append({"label": "base", "tasks": [], "train": {}, "eval": self.settings.eval_overrides,
                          "pending": "", "episodes_per_task": self.episodes_per_task(self.eval_config({}))})  # fmt: skip
-        history: list[StageRecord] = []
+        schedule = self.method.task_schedule(self.settings.tasks)
+        self.plan_notes = []
+        try:
+            history: list[StageRecord] = list(self.earlier_stages(schedule))
+        except ConfigError as exc:
+            history = []
+            self.plan_notes.append(f"problem: {exc} (a real run stops here)")
+        self.plan_notes += [f"continues after tasks {r.task_ids}: {r.adapter_dir}" for r in history]
         steps = int(self.cfg.runner.max_epochs)
-        for index, tasks in enumerate(self.method.task_schedule(self.settings.tasks)):
+        for index, tasks in enumerate(schedule, start=len(history)):
             run_dir = self.root / self.stage_name(tasks)
             overrides, train_pending = _known(self._stage_overrides, index, tasks, history)
             adapter = str(run_dir / "checkpoints" / f"global_step_{steps}" / "actor")
@@ -288,4 +311,5 @@ class ContinualRunner:
         eval_overrides = {**overrides, **self.method.eval_overrides(record, self.history)}
         self._evaluate(f"stage_{index}", tasks, eval_overrides, run_dir / "eval")
         self.history.append(record)
+        write_stage_record(record)
         self._save_state()
