@@ -85,6 +85,8 @@ CASES: tuple[Case, ...] = (
     case("reversed_task_range", "reversed task range", CRL, ["crl.tasks='3,1'"],
          "crl.tasks: '3,1' must be one id k or a range 'a,b' with a < b"),
     case("empty_task_list", "empty task list", CRL, ["crl.tasks=[]"], "crl.tasks: [] names no task"),
+    case("later_start_without_previous_task", "a sequence starting after the first task, task k-1 never trained", CRL,
+         ["crl.first_task=0", "crl.tasks=[2]"], "crl.tasks starts at task 2, after the suite's first task 0"),
     case("repeated_task", "a task listed twice", CRL, ["crl.tasks=[1,2,1]"],
          "crl.tasks: task(s) [1] appear more than once in [1, 2, 1]; list each task once"),
     case("repeated_eval_task", "an evaluation task listed twice", CRL, ["crl.eval_tasks=[0,0]"],

@@ -80,9 +80,10 @@ def run_sequence(cfg: DictConfig) -> int:
     preflight(cfg)
     method = build_method(OmegaConf.to_container(cfg, resolve=True))
     root = Path(str(cfg.runner.logger.log_path))
-    metric_logger = MetricLogger(["tensorboard"], root / "sequence")
+    runner = ContinualRunner(cfg, method, run_training, run_evaluation)
+    runner.prepare()  # where the sequence continues from: a problem ends here, before the log dir exists
+    metric_logger = runner.metric_logger = MetricLogger(["tensorboard"], root / "sequence")
     try:
-        runner = ContinualRunner(cfg, method, run_training, run_evaluation, metric_logger)
         matrix = runner.run()
     finally:
         metric_logger.close()

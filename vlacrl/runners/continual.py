@@ -243,10 +243,17 @@ class ContinualRunner:
         explicit = bool(self.cfg.actor.model.get("lora_path"))
         return earlier_stages(self.settings.first_task, stages[0], lambda t: self.root / self.stage_name(t), explicit)
 
-    def run(self) -> SuccessMatrix:
+    def prepare(self) -> None:
+        """Load the sequence state and the earlier stages a later start continues after (a missing task k-1 is a
+        :class:`ConfigError` here, before anything is written or started). :meth:`run` calls it when needed."""
         self._load_state()
+        self.history.extend(self.earlier_stages(self.method.task_schedule(self.settings.tasks)))
+        self._prepared = True
+
+    def run(self) -> SuccessMatrix:
+        if not getattr(self, "_prepared", False):
+            self.prepare()
         stages = self.method.task_schedule(self.settings.tasks)
-        self.history.extend(self.earlier_stages(stages))  # a missing task k-1 stops here, before anything starts
         self.root.mkdir(parents=True, exist_ok=True)
         if self.history:
             logger.info("continuing after %s", ", ".join(f"tasks {r.task_ids} ({r.run_dir})" for r in self.history))
