@@ -90,6 +90,31 @@ def test_seq_ft_chains_one_adapter(tmp_path, probe_base):
     assert stage1["actor"]["model"]["lora_path"] == str(adapter(root, 1))  # the same adapter keeps training
 
 
+@pytest.mark.slow  # ~2 min; CI time budget (run with: pytest -m slow)
+def test_full_finetuning_saves_chains_and_evaluates_whole_models(tmp_path, probe_base):
+    """``actor.model.is_lora=False``: every weight trains (FSDP2), each stage saves an HF-format model dir that
+    the next stage starts from (``actor.checkpoint_load_path``) and its evaluation loads; the weight sync to the
+    rollout workers takes the full state (a wrong key would end the run); the saved stage-2 model differs from the
+    base in the vision backbone, which LoRA never trains."""
+    import torch
+    from safetensors.torch import load_file
+
+    from vlacrl.models.openvla_oft import load_policy
+
+    root, matrix = run_sequence(tmp_path, probe_base["model"], "seq_ft", "actor.model.is_lora=False",
+                                "actor.optim.lr=1e-3")  # fmt: skip
+    first, second = adapter(root, 1), adapter(root, 2)
+    assert (first / "model.safetensors.index.json").exists() and not (first / "adapter_config.json").exists()
+    stage1 = json.loads((root / "task_2_seed1234" / "config.json").read_text())
+    assert stage1["actor"]["checkpoint_load_path"] == str(first) and not stage1["actor"]["model"].get("lora_path")
+    base = load_policy(probe_base["model"], dtype=torch.float32).checkpoint_state_dict()
+    trained = load_policy(second, dtype=torch.float32).checkpoint_state_dict()
+    moved = [k for k in base if "vision_backbone" in k and not torch.equal(base[k], trained[k])]
+    assert moved, "full fine-tuning left the vision backbone (frozen under LoRA) unchanged"
+    assert [r["trained_tasks"] for r in matrix["rows"]] == [[1], [2]]
+    assert load_file(str(next(first.glob("model-*.safetensors"))))
+
+
 def test_ewc_writes_and_reuses_its_fisher(tmp_path, probe_base):
     root, matrix = run_sequence(tmp_path, probe_base["model"], "ewc")
     fisher0 = root / "task_1_seed1234" / "ewc_data.pt"

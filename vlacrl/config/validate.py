@@ -257,6 +257,11 @@ def check_method(cfg: DictConfig, placement=None) -> None:
         method.task_schedule(tasks)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"crl.method={name}: {exc}") from None
+    from vlacrl.crl.base import is_full_finetuning
+
+    if is_full_finetuning(resolved) and not method.supports_full_finetuning:
+        raise ConfigError(f"actor.model.is_lora=False: crl={name} trains LoRA adapters; full fine-tuning runs with "
+                          f"crl=seq_ft, seq_ft_reorder or multitask (docs/training.md)")  # fmt: skip
     check_method_inputs(method, cfg)
 
 

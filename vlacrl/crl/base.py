@@ -37,6 +37,24 @@ class StageRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # method outputs (e.g. the Fisher file)
 
 
+def is_full_finetuning(cfg: Mapping[str, Any]) -> bool:
+    """``actor.model.is_lora=False`` on a VLA: every weight trains and a stage saves a whole model directory."""
+    return _model_key(cfg, "is_lora", True) is False and _model_key(
+        cfg, "model_name", "openvla_oft") == "openvla_oft"  # fmt: skip
+
+
+def start_from(cfg: Mapping[str, Any], actor_dir: str) -> dict[str, Any]:
+    """Overrides that load a stage's saved ``actor/`` dir: its adapter on the base model (LoRA), or, under full
+    fine-tuning, the saved model directory itself (``rollout.model_dir`` follows ``actor.checkpoint_load_path``)."""
+    if is_full_finetuning(cfg):
+        return {"actor.checkpoint_load_path": str(actor_dir), "actor.create_tiny_checkpoint": False}
+    return {"actor.model.lora_path": str(actor_dir)}
+
+
+def _model_key(cfg: Mapping[str, Any], key: str, default: Any) -> Any:
+    return ((cfg.get("actor") or {}).get("model") or {}).get(key, default)
+
+
 class CRLMethod:
     """Base class: sequential fine-tuning semantics with no extra terms (subclasses refine)."""
 
@@ -44,6 +62,8 @@ class CRLMethod:
     #: micro-batch keys (actor layout, e.g. added by :meth:`observe_rollout`) the actor copies into the
     #: ``outputs`` given to :meth:`extra_losses`
     batch_keys: tuple[str, ...] = ()
+    #: whether the method works with every weight trainable (``actor.model.is_lora=False``): no LoRA-only state
+    supports_full_finetuning = False
 
     def __init__(self, cfg: Mapping[str, Any]):
         """``cfg`` is the resolved run config; the method's own keys are under ``cfg["crl"]``."""
@@ -65,7 +85,7 @@ class CRLMethod:
         With ``crl.eval_lora_scale = s`` the adapter is evaluated at scale s (``actor.model.lora_scale``,
         docs/methods/lora_scale.md: s = 0 is the base model, s = 1 the adapter as trained).
         """
-        overrides: dict[str, Any] = {"actor.model.lora_path": stage.adapter_dir} if stage.adapter_dir else {}
+        overrides: dict[str, Any] = start_from(self.cfg, stage.adapter_dir) if stage.adapter_dir else {}
         scale = self.params.get("eval_lora_scale")
         if scale is not None:
             if not 0.0 <= float(scale) <= 1.0:

@@ -219,6 +219,8 @@ def adapter_anchor(adapter_dir: str | Path, names: list[str]) -> dict[str, torch
 class EWC(SeqFT):
     """Seq. FT chaining plus the EWC penalty towards the stage's starting LoRA weights; see the module docstring."""
 
+    supports_full_finetuning = False  # its Fisher and anchor cover the LoRA tensors
+
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
         self.lam = float(self.params.get("ewc_lambda", DEFAULT_LAMBDA))

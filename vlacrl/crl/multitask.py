@@ -18,6 +18,8 @@ from vlacrl.crl.registry import register
 class Multitask(CRLMethod):
     """All tasks in a single stage."""
 
+    supports_full_finetuning = True  # every weight trains when actor.model.is_lora=False
+
     def task_schedule(self, task_ids: list[int]) -> list[list[int]]:
         """``[sorted(task_ids)]``; the ids must be distinct and non-empty."""
         tasks = sorted(int(t) for t in task_ids)

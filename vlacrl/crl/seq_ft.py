@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlacrl.crl.base import CRLMethod, StageRecord
+from vlacrl.crl.base import CRLMethod, StageRecord, start_from
 from vlacrl.crl.common import previous_adapter, task_order
 from vlacrl.crl.registry import register
 
@@ -23,15 +23,18 @@ from vlacrl.crl.registry import register
 class SeqFT(CRLMethod):
     """Keep training one adapter across the task sequence (fresh optimizer per stage)."""
 
+    supports_full_finetuning = True  # every weight trains when actor.model.is_lora=False
+
     def task_schedule(self, task_ids: list[int]) -> list[list[int]]:
         """One stage per task, in ``crl.order`` when given (validated as a permutation), else as given."""
         return [[t] for t in task_order(self.params.get("order"), task_ids)]
 
     def train_overrides(self, stage_index: int, history: list[StageRecord]) -> dict[str, Any]:
-        """Stage k > 0: ``{"actor.model.lora_path": <stage k-1 adapter dir>}`` (loaded trainable)."""
+        """Stage k > 0: ``{"actor.model.lora_path": <stage k-1 adapter dir>}`` (loaded trainable); under full
+        fine-tuning stage k-1's whole model (:func:`~vlacrl.crl.common.start_from`)."""
         if stage_index == 0:
             return {}
-        return {"actor.model.lora_path": previous_adapter(stage_index, history)}
+        return start_from(self.cfg, previous_adapter(stage_index, history))
 
 
 @register("seq_ft_reorder")

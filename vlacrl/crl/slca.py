@@ -75,6 +75,8 @@ def component_lrs(cfg: Mapping[str, Any]) -> dict[str, float]:
 class SLCA(SeqFT):
     """Seq. FT with separate learning rates for vision, LLM and lm_head LoRA parameters."""
 
+    supports_full_finetuning = False  # its learning-rate groups are groups of LoRA tensors
+
     def param_groups(self, model: torch.nn.Module, optim_cfg: Mapping[str, Any]) -> list[dict] | None:
         """AdamW groups ``{"params", "lr", "betas", "name"}``: the three LoRA components, then the value head
         (``value_lr``) and any other trainable parameters (``lr``); empty groups are left out."""

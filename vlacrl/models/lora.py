@@ -48,6 +48,11 @@ def lora_config(rank: int = 32, alpha: int | None = None, target_modules: Sequen
     )
 
 
+def is_peft_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``PeftModel`` (LoRA) rather than a bare, fully trainable policy."""
+    return hasattr(model, "get_base_model")
+
+
 def base_module(model: nn.Module) -> nn.Module:
     """The model inside a ``PeftModel`` (or ``model`` itself when it is not wrapped)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model

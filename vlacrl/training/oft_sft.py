@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ import torch
 logger = logging.getLogger(__name__)
 
 #: files of a model directory that are not weights (copied unchanged)
-WEIGHT_SUFFIXES = (".safetensors",)
 INFO_FILE = "sft_info.json"
 
 
@@ -39,13 +37,6 @@ class SFTConfig:
     max_prompt_length: int = 128
 
 
-def _copy_non_weight_files(src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in src.iterdir():
-        if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES) and path.name != "model.safetensors.index.json":
-            shutil.copy2(path, dst / path.name)
-
-
 def supervised_finetune(
     model_dir: str | Path, demo_files: Sequence[str | Path], out_dir: str | Path, config: SFTConfig = SFTConfig()
 ) -> dict:
@@ -57,7 +48,7 @@ def supervised_finetune(
     from vlacrl.algorithms.replay_losses import action_token_cross_entropy
     from vlacrl.data import ReplayBatchIterator, ReplayCollator, ReplayDataset
     from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
-    from vlacrl.models.openvla_oft.checkpoint import load_policy, save_sharded
+    from vlacrl.models.openvla_oft.checkpoint import copy_non_weight_files, load_policy, save_sharded
 
     start = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -83,7 +74,7 @@ def supervised_finetune(
         if step % 20 == 0 or step == config.steps - 1:
             logger.info("sft step %d/%d: loss %.3f, token accuracy %.2f", step + 1, config.steps, *history[-1])
     out = Path(out_dir)
-    _copy_non_weight_files(Path(model_dir), out)
+    copy_non_weight_files(Path(model_dir), out)
     state = {k: v.detach().to(torch.float32) for k, v in policy.checkpoint_state_dict().items()}
     save_sharded(state, out)
     record = {

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from vlacrl.models.lora import base_module, setup_lora
+from vlacrl.models.lora import base_module, is_peft_model, setup_lora
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, load_policy
 from vlacrl.models.simple_cnn_rl import RL_CHECKPOINT, SimpleCNNProcessor, load_rl_policy, square_image_size
 
@@ -74,13 +74,24 @@ def openvla_oft_processor(cfg: Mapping[str, Any], model_dir: str, model=None) ->
 
 
 def save_openvla_oft(model, full_state: dict[str, torch.Tensor], actor_dir: Path) -> None:
-    from vlacrl.models.adapter_files import write_adapter
+    """LoRA: the PEFT adapter dir; full fine-tuning (``actor.model.is_lora=False``): an HF-format model dir.
+    Both with ``value_head.safetensors`` when the model has a value head."""
+    from vlacrl.models.adapter_files import write_adapter, write_value_head
+    from vlacrl.models.openvla_oft.checkpoint import save_model_dir
 
-    write_adapter(model, full_state, actor_dir)
+    if is_peft_model(model):
+        write_adapter(model, full_state, actor_dir)
+        return
+    save_model_dir(base_module(model), full_state, actor_dir)
+    write_value_head(full_state, actor_dir)
 
 
 def resume_openvla_oft(cfg: Mapping[str, Any], actor_dir: Path) -> dict[str, Any]:
-    return {**cfg, "actor": {**cfg["actor"], "model": {**cfg["actor"]["model"], "lora_path": str(actor_dir)}}}
+    """Continue from ``actor_dir``: its adapter on the base model (LoRA), or the saved full model."""
+    actor, model_cfg = cfg["actor"], cfg["actor"]["model"]
+    if not model_cfg.get("is_lora", True):
+        return {**cfg, "actor": {**actor, "checkpoint_load_path": str(actor_dir)}}
+    return {**cfg, "actor": {**actor, "model": {**model_cfg, "lora_path": str(actor_dir)}}}
 
 
 # ------------------------------------------------------------------------------------------ Simple CNN

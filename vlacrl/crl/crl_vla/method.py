@@ -113,6 +113,8 @@ def _max_over_ranks(value: int) -> int:
 class CRLVLA(SeqFT):
     """CRL-VLA; see the module docstring and configs/crl/crl_vla.yaml."""
 
+    supports_full_finetuning = False  # its critics and B_old chain with the adapter; not built for full weights
+
     # micro-batch keys the actor must copy into ``outputs`` before calling :meth:`extra_losses`
     batch_keys = ("crl_returns", "crl_mask", "advantages", "loss_mask", "prev_logprobs", "input_ids",
                   "attention_mask", "action_tokens")  # fmt: skip

@@ -49,6 +49,8 @@ DEFAULT_D_RL_MAX_SAMPLES = 4096
 class IReVLA(SeqFT):
     """iRe-VLA; see the module docstring and configs/crl/ire_vla.yaml."""
 
+    supports_full_finetuning = False  # its two stages switch which LoRA/head tensors train
+
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
         p = self.params

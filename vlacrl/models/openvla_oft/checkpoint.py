@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,29 @@ def save_sharded(
     return names
 
 
+WEIGHT_SUFFIXES = (".safetensors",)
+
+
+def copy_non_weight_files(src: Path, dst: Path) -> None:
+    """Every file of HF model dir ``src`` but the weights and their index (config, tokenizer, processor, action
+    statistics) into ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in Path(src).iterdir():
+        if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES) and path.name != INDEX_FILE:
+            shutil.copy2(path, dst / path.name)
+
+
+def save_model_dir(policy: OpenVLAOFTPolicy, state: dict[str, torch.Tensor], out_dir: str | Path) -> Path:
+    """A fully fine-tuned policy as an HF-format model directory that :func:`load_policy` (and the reference)
+    loads: ``state``'s checkpoint tensors (module names; a tensor it lacks comes from ``policy``) as sharded
+    safetensors + index, and the non-weight files of the directory ``policy`` was loaded from."""
+    out = Path(out_dir)
+    copy_non_weight_files(Path(policy.source_dir), out)
+    own = policy.checkpoint_state_dict()
+    save_sharded({k: (state[k] if k in state else v).detach().cpu() for k, v in own.items()}, out)
+    return out
+
+
 def load_policy(
     model_dir: str | Path,
     *,
@@ -208,6 +232,7 @@ def load_policy(
     if vh_mode is not None:
         attach_value_head(policy, vh_mode, value_type, dtype, device)
     _check_materialized(policy, path)
+    policy.source_dir = str(path)  # where its config, tokenizer and statistics live (save_model_dir copies them)
     logger.info("loaded %s (%d tensors, attention %s, %s on %s)", path, len(expected), attn, dtype, device)
     return policy.eval()
 
