@@ -132,6 +132,45 @@ def test_lora_scale_launcher_detects_weight_merge_runs_as_the_reference(tmp_path
     assert proc.returncode == 2 and "the adapter of earlier task 0 is missing" in proc.stderr
 
 
+def test_ewc_reuses_an_existing_first_task_adapter_for_its_fisher():
+    """The reference's EWC path: logs_<tag>/ewc/task_<first>_seed<S>/.../actor exists and no sequence is recorded
+    there: one step from that adapter (only to write the Fisher) into task_<first>_from_existing_seed<S>/, then the
+    rest of the range; with a recorded sequence, or a range starting later, the plain command."""
+    import shutil
+
+    seed = "987654"  # a log root of its own under the checkout, removed afterwards
+    run_dir = ROOT / "logs_spatial" / "ewc" / f"task_0_seed{seed}"
+    (run_dir / "checkpoints" / "global_step_10" / "actor").mkdir(parents=True)
+    try:
+        proc = launch("run_embodiment_ewc.sh", "--dry-run", "0,2", "", "", "", seed)
+        assert proc.returncode == 0, proc.stderr
+        first, rest = [shlex.split(x[2:]) for x in proc.stdout.splitlines() if x.startswith("+ ")]
+        fisher_only, later = composed(first), composed(rest)
+        assert fisher_only.runner.max_epochs == 1 and list(fisher_only.crl.tasks) == [0]
+        assert fisher_only.actor.model.lora_path == str(run_dir / "checkpoints" / "global_step_10" / "actor")
+        assert fisher_only.crl.stage_dir == "task_{tasks}_from_existing_seed{seed}" and list(later.crl.tasks) == [1, 2]
+        (run_dir.parent / f"sequence_state_seed{seed}.json").write_text("{}")
+        plain = [x for x in launch("run_embodiment_ewc.sh", "--dry-run", "0,2", "", "", "", seed).stdout.splitlines()
+                 if x.startswith("+ ")]  # fmt: skip
+        assert len(plain) == 1 and "runner.max_epochs=1" not in plain[0]
+    finally:
+        shutil.rmtree(ROOT / "logs_spatial" / "ewc" / f"task_0_seed{seed}")
+        (ROOT / "logs_spatial" / "ewc" / f"sequence_state_seed{seed}.json").unlink(missing_ok=True)
+        for empty in (ROOT / "logs_spatial" / "ewc", ROOT / "logs_spatial"):
+            if empty.is_dir() and not any(empty.iterdir()):
+                empty.rmdir()
+
+
+def test_random_action_baseline_through_the_eval_launcher():
+    cfg = composed(dry_run("eval_embodiment.sh", "base", "", "", "rollout.random_action=True"))
+    assert cfg.rollout.random_action is True and cfg.actor.model.is_lora is False
+
+
+def test_a_later_start_shows_where_it_continues_or_why_not():
+    proc = launch("run_embodiment_sequential.sh", "--dry-run", "3", "", "", "", "987655", plan=True)
+    assert proc.returncode == 0 and "problem: crl.tasks starts at task 3, after the suite's first task 0" in proc.stdout
+
+
 def test_dry_run_shows_the_sequences_plan():
     """``--dry-run`` of a training launcher prints its command and the plan of ``crl.dry_run=True`` (stages,
     overrides, episodes per task) without starting Ray or writing anything; Object's first task is 5."""
