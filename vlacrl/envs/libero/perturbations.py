@@ -55,34 +55,23 @@ def _vector(value: Any, size: int, where: str) -> tuple[float, ...]:
     return out
 
 
-def _cameras(entry: Any, where: str) -> dict:
+def _named(entry: Any, where: str, kind: str, vectors: Mapping[str, int], flags: tuple[str, ...] = ()) -> dict:
+    """``{name: {field: value}}`` of cameras or lights: ``vectors`` fields are lists of that many numbers, ``flags``
+    booleans; anything else is an :class:`EnvConfigError` naming the key."""
     if not isinstance(entry, Mapping):
-        raise EnvConfigError(f"{where} must map camera names to {{pos, quat}}, got {entry!r}")
+        raise EnvConfigError(f"{where} must map {kind} names to their fields, got {entry!r}")
     out = {}
-    for camera, spec in entry.items():
-        unknown = set(spec or {}) - set(CAMERA_FIELDS)
-        if unknown:
-            raise EnvConfigError(f"{where}.{camera}: unknown field(s) {sorted(unknown)}; use {sorted(CAMERA_FIELDS)}")
-        out[str(camera)] = {k: _vector(v, CAMERA_FIELDS[k], f"{where}.{camera}.{k}") for k, v in spec.items()}
-    return out
-
-
-def _lights(entry: Any, where: str) -> dict:
-    if not isinstance(entry, Mapping):
-        raise EnvConfigError(f"{where} must map light names to their fields, got {entry!r}")
-    out = {}
-    for light, spec in entry.items():
+    for name, spec in entry.items():
         fields = {}
         for key, value in (spec or {}).items():
-            if key == "directional":
+            if key in flags:
                 fields[key] = bool(value)
-            elif key in LIGHT_FIELDS:
-                fields[key] = _vector(value, LIGHT_FIELDS[key], f"{where}.{light}.{key}")
+            elif key in vectors:
+                fields[key] = _vector(value, vectors[key], f"{where}.{name}.{key}")
             else:
-                raise EnvConfigError(
-                    f"{where}.{light}: unknown field {key!r}; use {sorted(LIGHT_FIELDS)} or directional"
-                )
-        out[str(light)] = fields
+                allowed = [*sorted(vectors), *flags]
+                raise EnvConfigError(f"{where}.{name}: unknown field {key!r}; use {allowed}")
+        out[str(name)] = fields
     return out
 
 
@@ -104,8 +93,11 @@ def per_task(init_params: Mapping[str, Any] | None, num_tasks: int) -> tuple[Sce
     if not any(init_params.get(k) for k in KEYS):
         return ()
     parsed: list[dict] = [{} for _ in range(num_tasks)]
-    readers = {KEYS[0]: lambda e, w: {"cameras": _cameras(e, w)}, KEYS[1]: lambda e, w: {"lights": _lights(e, w)},
-               KEYS[2]: _robot}  # fmt: skip
+    readers = {
+        KEYS[0]: lambda e, w: {"cameras": _named(e, w, "camera", CAMERA_FIELDS)},
+        KEYS[1]: lambda e, w: {"lights": _named(e, w, "light", LIGHT_FIELDS, ("directional",))},
+        KEYS[2]: _robot,
+    }
     for key, read in readers.items():
         entries = init_params.get(key) or []
         if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
