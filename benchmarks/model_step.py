@@ -7,10 +7,15 @@
 (b) Actor step: LoRA (r = 32) + gradient checkpointing, forward + backward of the GRPO-style log-prob
     objective on one micro-batch; wall time and peak memory (CUDA: max allocated; CPU: peak RSS growth).
 
-Default: the tiny model on CPU. ``--full`` (CUDA only) builds the 7B architecture with random bf16 weights
-and measures rollout batch 64 and a micro-batch-32 training step.
+Default: the tiny model on CPU. On CPU its vision towers dominate, so its decode ratio says little about 7B:
+``--shape 7b-proportioned`` runs the 7B's real widths with 2 LLM blocks and 2 blocks per ViT
+(``presets.proportioned_7b_config``; random float32 weights, batch 1 by default; minutes per repeat on 2 cores).
+``--full`` (CUDA only) builds the whole 7B architecture with random bf16 weights and measures rollout batch 64
+and a micro-batch-32 training step. Rollout timings alternate parallel / autoregressive / vision-once
+``--repeats`` times (≥ 3; median, spread, load average, and a ratio only outside the noise: repeated.py).
 
-Usage:  python benchmarks/model_step.py [--batch 8] [--micro-batch 8] [--repeats 3] [--full] [--json out.json]
+Usage:  python benchmarks/model_step.py [--shape tiny|7b-proportioned] [--batch 8] [--micro-batch 8]
+        [--repeats 3] [--full] [--json out.json]
 """
 
 from __future__ import annotations
@@ -93,18 +98,31 @@ def autoregressive_decode(
     return torch.stack(tokens, dim=1)
 
 
-def rollout_latency(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats: int) -> dict[str, float]:
-    parallel = _timed(lambda: policy.predict_action_batch(**batch, greedy=True), device, repeats)
-    n = repeats
-    sequential = _timed(lambda: autoregressive_decode(policy, batch), device, n)
-    llm_only = _timed(lambda: autoregressive_decode(policy, batch, reuse_vision=True), device, n)
-    return {
-        "parallel_s": parallel,
-        "autoregressive_s": sequential,
-        "ratio": sequential / parallel,
-        "autoregressive_vision_once_s": llm_only,
-        "ratio_vision_once": llm_only / parallel,
-    }
+def rollout_latency(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats: int) -> dict:
+    """Parallel decode vs 56 autoregressive forwards (and with the vision features computed once), alternating,
+    ``repeats`` rounds; medians, spreads and the ratios that the spread allows."""
+    from repeated import measure_alternating, ratio, report
+
+    def once(fn):
+        def run() -> float:
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            return time.perf_counter() - start
+
+        return run
+
+    policy.predict_action_batch(**batch, greedy=True)  # warm-up
+    measured = measure_alternating({
+        "parallel_s": once(lambda: policy.predict_action_batch(**batch, greedy=True)),
+        "autoregressive_s": once(lambda: autoregressive_decode(policy, batch)),
+        "autoregressive_vision_once_s": once(lambda: autoregressive_decode(policy, batch, reuse_vision=True)),
+    }, repeats)  # fmt: skip
+    results = measured["results"]
+    out = report(measured)
+    out["ratio"] = ratio(results["autoregressive_s"], results["parallel_s"])
+    out["ratio_vision_once"] = ratio(results["autoregressive_vision_once_s"], results["parallel_s"])
+    return out
 
 
 def _peak_rss_mb() -> float:
@@ -153,15 +171,41 @@ def full_size_policy(device: str) -> OpenVLAOFTPolicy:
     return policy.eval()
 
 
+def proportioned_policy(device: str) -> OpenVLAOFTPolicy:
+    """7B widths, 2 LLM blocks, 2 blocks per ViT, random float32 weights (presets.proportioned_7b_config)."""
+    from vlacrl.models.openvla_oft.presets import proportioned_7b_config
+
+    config = OpenVLAOFTConfig.from_dict(proportioned_7b_config())
+    config.norm_stats = {"synthetic": {"action": {"q01": [-1.0] * 7, "q99": [1.0] * 7}}}
+    with torch.device("meta"):
+        policy = OpenVLAOFTPolicy(config, unnorm_key="synthetic")
+    policy = policy.to_empty(device=device)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.normal_(0.0, 0.02)
+    from vlacrl.models.openvla_oft.checkpoint import _rebuild_rotary
+
+    _rebuild_rotary(policy, device)
+    return policy.eval()
+
+
 def run_tiny(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
+    if args.shape == "7b-proportioned":
+        batch = args.batch or 1
+        rollout = rollout_latency(proportioned_policy("cpu"), synthetic_batch(batch, "cpu", torch.float32), "cpu",
+                                  args.repeats)  # fmt: skip
+        step = actor_step(proportioned_policy("cpu"), synthetic_batch(batch, "cpu", torch.float32), "cpu", 3)
+        return {"model": "7B widths, 2+2+2 blocks", "device": "cpu", "batch": batch, "micro_batch": batch,
+                "rollout": rollout, "actor_step": step}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = write_tiny_checkpoint(os.path.join(tmp, "tiny"), seed=0)
         policy = load_policy(model_dir, dtype=torch.float32, unnorm_key="libero_spatial")
         train_policy = load_policy(model_dir, dtype=torch.float32)
-    rollout = rollout_latency(policy, synthetic_batch(args.batch, "cpu", torch.float32), "cpu", args.repeats)
+    batch = args.batch or 8
+    rollout = rollout_latency(policy, synthetic_batch(batch, "cpu", torch.float32), "cpu", args.repeats)
     step = actor_step(train_policy, synthetic_batch(args.micro_batch, "cpu", torch.float32), "cpu", args.repeats)
-    return {"model": "tiny", "device": "cpu", "batch": args.batch, "micro_batch": args.micro_batch,
+    return {"model": "tiny", "device": "cpu", "batch": batch, "micro_batch": args.micro_batch,
             "rollout": rollout, "actor_step": step}  # fmt: skip
 
 
@@ -178,7 +222,8 @@ def run_full(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8, help="rollout batch (tiny model)")
+    parser.add_argument("--shape", choices=["tiny", "7b-proportioned"], default="tiny", help="CPU model shape")
+    parser.add_argument("--batch", type=int, default=None, help="rollout batch (default 8 tiny, 1 7b-proportioned)")
     parser.add_argument("--micro-batch", type=int, default=8, help="actor micro-batch (tiny model)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="also run the 7B architecture (needs CUDA)")
@@ -192,10 +237,12 @@ def main() -> None:
         results["runs"].append(run_full(args))
     for run in results["runs"]:
         r, s = run["rollout"], run["actor_step"]
+        times = {k: f"{v['median']:.3f}s (spread {v['spread']:.3f})" for k, v in r["results"].items()}
+        shown = {k: f"{v['ratio']:.1f}x" if v["ratio"] else v["why"] for k, v in (("ratio", r["ratio"]),
+                 ("vision once", r["ratio_vision_once"]))}  # fmt: skip
         print(
-            f"[{run['model']} on {run['device']}] rollout batch {run['batch']}: parallel {r['parallel_s']:.3f}s, "
-            f"56 autoregressive forwards {r['autoregressive_s']:.3f}s, ratio {r['ratio']:.1f}x "
-            f"(vision once: {r['autoregressive_vision_once_s']:.3f}s, {r['ratio_vision_once']:.1f}x)"
+            f"[{run['model']} on {run['device']}] rollout batch {run['batch']}, {r['runs']} alternating runs, "
+            f"load {r['load_before']} -> {r['load_after']}: {times}; autoregressive / parallel: {shown}"
         )
         mem = {k: round(v, 1) for k, v in s.items() if k.startswith("peak")}
         print(

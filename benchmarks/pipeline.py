@@ -5,9 +5,11 @@ Both sides do the same env work: E epochs of (reset + N chunks of 8 steps) on th
 the envs with zero actions in a plain process; the Ray side is ``vlacrl-train`` with the tiny policy
 (env worker, rollout worker with real inference, FSDP2 actor), read from ``rollout/env_steps_per_s``
 of the last global step (the first one warms up). Reported ratio = Ray / standalone, for
-``rollout.pipeline_stage_num`` 1 and 2.
+``rollout.pipeline_stage_num`` 1 and 2. The three configurations alternate, ``--runs`` rounds (≥ 3): medians,
+spreads, the load average before and after, and a ratio only where the difference exceeds the spread
+(benchmarks/repeated.py).
 
-Usage:  python benchmarks/pipeline.py [--epochs 2] [--chunks 8] [--steps 3]
+Usage:  python benchmarks/pipeline.py [--epochs 2] [--chunks 8] [--steps 3] [--runs 3]
 """
 
 from __future__ import annotations
@@ -67,21 +69,31 @@ def ray_rate(epochs: int, chunks: int, steps: int, stages: int, log_dir: Path) -
 
 
 def main() -> None:
+    from repeated import measure_alternating, ratio, report
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2, help="rollout epochs per global step")
     parser.add_argument("--chunks", type=int, default=8, help="chunks per episode")
     parser.add_argument("--steps", type=int, default=3, help="global steps of the Ray run (the last is reported)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds over the three configurations (>= 3)")
     args = parser.parse_args()
     from vlacrl.envs.libero.setup import ensure_libero_ready
 
     ensure_libero_ready()
-    results = {"standalone_env_steps_per_s": standalone_rate(args.epochs, args.chunks)}
     with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(10**6))
+        configs = {"standalone_env_steps_per_s": lambda: standalone_rate(args.epochs, args.chunks)}
         for stages in (1, 2):
-            rate = ray_rate(args.epochs, args.chunks, args.steps, stages, Path(tmp) / f"s{stages}")
-            results[f"ray_loop_env_steps_per_s_stages{stages}"] = rate
-            results[f"ratio_stages{stages}"] = rate / results["standalone_env_steps_per_s"]
-    print(json.dumps(results, indent=2))
+            configs[f"ray_loop_env_steps_per_s_stages{stages}"] = lambda s=stages: ray_rate(
+                args.epochs, args.chunks, args.steps, s, Path(tmp) / f"s{s}_{next(counter)}"
+            )
+        measured = measure_alternating(configs, args.runs)
+    results = measured["results"]
+    out = report(measured)
+    for stages in (1, 2):
+        out[f"ratio_stages{stages}"] = ratio(results[f"ray_loop_env_steps_per_s_stages{stages}"],
+                                             results["standalone_env_steps_per_s"])  # fmt: skip
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,23 @@ def tiny_config(norm_stats: dict[str, Any] | None = None) -> dict[str, Any]:
     return config
 
 
+#: The 7B's widths: Llama-2-7B, DINOv2 ViT-L/14 (24 blocks), SigLIP so400m/14 (27 blocks).
+LLAMA2_7B_LAYERS, VIT_DEPTHS_7B = 32, (24, 27)
+
+
+def proportioned_7b_config(llm_layers: int = 2, vit_depths: tuple[int, int] = (2, 2)) -> dict[str, Any]:
+    """The 7B architecture at its real widths (hidden 4096, MLP 11008, 32 heads; ViT-L 1024 and so400m 1152
+    channels) with fewer blocks, so a CPU can run it: each block costs what a 7B block costs, and with the LLM
+    and both ViTs cut by similar factors (32 → 2, 24 → 2, 27 → 2) the share of vision in a forward stays near
+    the 7B's (benchmarks/model_step.py ``--shape 7b-proportioned``)."""
+    config = openvla_7b_config()
+    config["text_config"].update(hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
+                                 num_key_value_heads=32, num_hidden_layers=int(llm_layers))  # fmt: skip
+    config["timm_model_kwargs"] = [{"depth": int(vit_depths[0])}, {"depth": int(vit_depths[1])}]
+    config["norm_stats"] = {}
+    return config
+
+
 def bf16_rounded(values: tuple[float, ...]) -> list[float]:
     """``values`` rounded to bfloat16 (what the released preprocessor_config.json stores)."""
     return torch.tensor(values, dtype=torch.float32).to(torch.bfloat16).float().tolist()
