@@ -91,3 +91,16 @@ def test_the_plan_shows_the_continuation_or_the_problem(tmp_path):
     rows = run.plan()
     assert run.plan_notes == [f"continues after tasks [1]: {adapter}"] and rows[0]["label"] == "stage_1"
     assert rows[0]["train"]["actor.model.lora_path"] == str(adapter)
+
+
+def test_the_plan_continues_a_sequence_recorded_in_the_log_root(tmp_path):
+    root = tmp_path / "logs"
+    first, _ = runner(root, "crl.tasks=[0]")
+    first.run()
+    again, trained = runner(root, "crl.tasks='0,1'")
+    rows = again.plan()
+    assert [r["label"] for r in rows] == ["stage_1"] and not trained  # task 0 finished: skipped, nothing runs
+    assert again.plan_notes == [
+        f"continues after tasks [0]: {root / 'task_0_seed1234/checkpoints/global_step_2/actor'}"
+    ]
+    assert rows[0]["train"]["actor.model.lora_path"].endswith("task_0_seed1234/checkpoints/global_step_2/actor")

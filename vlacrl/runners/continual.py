@@ -281,19 +281,23 @@ class ContinualRunner:
         records of the earlier ones (their adapter where it will be written; method outputs such as EWC's
         Fisher file, known only after the stage ran, as ``<key of stage_k>`` placeholders)."""
         rows = []
-        if self.settings.eval_base:
+        self._load_state()  # read only: a sequence recorded in the log root continues where it stopped
+        if self.settings.eval_base and not self.matrix.rows:
             rows.append({"label": "base", "tasks": [], "train": {}, "eval": self.settings.eval_overrides,
                          "pending": "", "episodes_per_task": self.episodes_per_task(self.eval_config({}))})  # fmt: skip
         schedule = self.method.task_schedule(self.settings.tasks)
         self.plan_notes = []
         try:
-            history: list[StageRecord] = list(self.earlier_stages(schedule))
+            history: list[StageRecord] = [*self.history, *self.earlier_stages(schedule)]
         except ConfigError as exc:
             history = []
             self.plan_notes.append(f"problem: {exc} (a real run stops here)")
         self.plan_notes += [f"continues after tasks {r.task_ids}: {r.adapter_dir}" for r in history]
         steps = int(self.cfg.runner.max_epochs)
-        for index, tasks in enumerate(schedule, start=len(history)):
+        for tasks in schedule:
+            if tasks in [r.task_ids for r in history]:
+                continue  # finished earlier in this log root (listed in the notes)
+            index = len(history)
             run_dir = self.root / self.stage_name(tasks)
             overrides, train_pending = _known(self._stage_overrides, index, tasks, history)
             adapter = str(run_dir / "checkpoints" / f"global_step_{steps}" / "actor")
