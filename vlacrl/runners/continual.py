@@ -238,9 +238,9 @@ class ContinualRunner:
     def earlier_stages(self, stages: list[list[int]]) -> list[StageRecord]:
         """The finished stages of tasks before this invocation's first one, when the state does not have them
         and ``crl.first_task`` says the sequence continues (:mod:`vlacrl.runners.continuation`)."""
-        if self.history or not stages:
+        if self.history or not stages or self.settings.first_task is None:
             return []
-        explicit = bool(self.cfg.actor.model.get("lora_path"))
+        explicit = bool(OmegaConf.select(self.cfg, "actor.model.lora_path"))
         return earlier_stages(self.settings.first_task, stages[0], lambda t: self.root / self.stage_name(t), explicit)
 
     def prepare(self) -> None:

@@ -27,7 +27,9 @@ STAGE_RECORD_FILE = "stage_record.json"
 
 def write_stage_record(record: StageRecord) -> None:
     """``<run_dir>/stage_record.json``: the finished stage as the runner recorded it (written atomically)."""
-    write_text_atomic(Path(record.run_dir) / STAGE_RECORD_FILE, json.dumps(asdict(record), indent=2))
+    run_dir = Path(record.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / STAGE_RECORD_FILE, json.dumps(asdict(record), indent=2))
 
 
 def read_stage_record(run_dir: Path, task: int) -> StageRecord | None:
