@@ -23,6 +23,7 @@ from vlacrl.crl.crl_vla.gcvf import (
     tokens_to_normalized_actions,
 )
 from vlacrl.crl.registry import build_method
+from vlacrl.models.families import ActionVocabulary
 from vlacrl.models.lora import base_module
 from vlacrl.models.openvla_oft import ActionTokenizer, OpenVLAOFTProcessor
 from vlacrl.workers.policy_setup import build_policy
@@ -164,7 +165,7 @@ def test_instruction_mask_and_action_encoding():
     tokenizer = ActionTokenizer.from_norm_stats({"x": {"action": {"q01": [0.0] * 7, "q99": [1.0] * 7}}}, "x")
     tokens = torch.randint(31744, 32000, (3, 8, 7))
     expected = tokenizer.tokens_to_normalized(tokens).reshape(3, 56).float()
-    torch.testing.assert_close(tokens_to_normalized_actions(tokens), expected)
+    torch.testing.assert_close(tokens_to_normalized_actions(tokens, ActionVocabulary(31744, 32000)), expected)
 
 
 # ------------------------------------------------------------------------------------------------ dual critic

@@ -12,8 +12,9 @@ from vlacrl.config.validate import ConfigError, check_method
 from vlacrl.crl.base import StageRecord
 from vlacrl.crl.registry import build_method
 from vlacrl.models.adapter_files import VALUE_HEAD_FILE
+from vlacrl.models.families import family_of as policy_family
 from vlacrl.models.openvla_oft import load_policy, validate_model_dir, write_tiny_checkpoint
-from vlacrl.workers.policy_setup import build_policy, policy_family
+from vlacrl.workers.policy_setup import build_policy
 
 
 @pytest.fixture(scope="module")

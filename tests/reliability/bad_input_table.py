@@ -51,7 +51,7 @@ def case(name, what, command, args, message, **kw) -> Case:
 
 TRAIN, EVAL, CRL = "vlacrl-train", "vlacrl-eval", "vlacrl-crl"
 NOT_ADAPTER = "is not a LoRA adapter directory"
-METHODS = "['crl_vla', 'der', 'er', 'ewc', 'ire_vla', 'multitask', 'seq_ft', 'seq_ft_reorder', 'simple_cnn', 'slca'"
+METHODS = "['crl_vla', 'der', 'er', 'ewc', 'ire_vla', 'multitask', 'seq_ft', 'seq_ft_reorder', 'slca'"
 CNN = ("--config-name", "cpu_simple_cnn")
 
 CASES: tuple[Case, ...] = (
@@ -183,6 +183,8 @@ CASES: tuple[Case, ...] = (
          "Simple CNN checkpoint {d}/none/best_checkpoint.pt not found"),
     case("cnn_with_lora", "Simple CNN with LoRA", TRAIN, [*CNN, "actor.model.is_lora=true"],
          "the Simple CNN trains all its weights"),
+    case("cnn_with_lora_method", "a LoRA-only method on the Simple CNN", CRL, [*CNN, "crl=ewc"],
+         "actor.model.model_name=simple_cnn: crl=ewc trains LoRA adapters"),
     # --- the method's files
     case("missing_fisher", "missing Fisher file (EWC)", TRAIN,
          ["crl=ewc", "crl.previous_fisher_path={d}/none/ewc_data.pt"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from vlacrl.config.errors import ConfigError
+from vlacrl.config.family import policy_family
 from vlacrl.paths import repo_root
 
 MODES = ("auto", "true", "false")
@@ -33,11 +34,8 @@ def checkpoint_path(cfg: DictConfig) -> Path:
 
 
 def checkpoint_present(cfg: DictConfig) -> bool:
-    """The CNN's checkpoint is a file; an OpenVLA-OFT checkpoint is a directory with ``config.json``."""
-    path = checkpoint_path(cfg)
-    if str(cfg.actor.model.get("model_name", "openvla_oft")) == "simple_cnn":
-        return path.exists()
-    return (path / "config.json").exists()
+    """``actor.checkpoint_load_path`` holds a checkpoint of the configured family."""
+    return policy_family(cfg).checkpoint_present(checkpoint_path(cfg))
 
 
 def in_model_folder(path: Path) -> bool:

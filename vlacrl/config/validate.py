@@ -21,6 +21,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from vlacrl.config.errors import ConfigError
+from vlacrl.config.family import policy_family
 from vlacrl.config.key_types import COUNT, check_key_types
 from vlacrl.config.reference_flags import check_reference_flags
 from vlacrl.config.tasks import parse_task_range
@@ -130,75 +131,19 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
 
 
 def check_paths(cfg: DictConfig, placement) -> None:
-    """The model directories exist, are complete and their safetensors headers open; every adapter fits."""
-    from vlacrl.models.errors import ModelDirError
-    from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes, validate_model_dir
+    """The model paths the run loads exist, are complete and fit (each family checks its own:
+    :meth:`vlacrl.models.families.PolicyFamily.check_paths`)."""
+    from vlacrl.models.errors import ModelPathError
 
-    name = str(_get(cfg, "actor.model.model_name", "openvla_oft"))
-    if name not in ("openvla_oft", "simple_cnn"):
-        raise ConfigError(f"actor.model.model_name: unknown {name!r}; use openvla_oft or simple_cnn")
-    if name == "simple_cnn":
-        check_cnn_paths(cfg)
-        return
-    pending = _pending_checkpoint(cfg)
-    shapes: dict[str, dict[str, tuple[int, ...]]] = {}  # model dir → its stored tensor shapes
-    for key in ("actor.checkpoint_load_path", "rollout.model_dir"):
-        path = str(_get(cfg, key))
-        if path == pending:
-            continue
-        try:
-            shapes[path] = shapes.get(path) or read_weight_shapes(validate_model_dir(path))
-        except ModelDirError as exc:
-            raise ConfigError(f"{key}: {exc}{missing_checkpoint_hint(cfg)}") from None
-    if not pending:
-        check_adapters(cfg, shapes[str(_get(cfg, "actor.checkpoint_load_path"))])
+    try:
+        policy_family(cfg).check_paths(cfg, _pending_checkpoint(cfg))
+    except ModelPathError as exc:
+        raise ConfigError(f"{exc}{missing_checkpoint_hint(cfg)}") from None
 
 
 def _pending_checkpoint(cfg: DictConfig) -> str | None:
     """``actor.checkpoint_load_path`` when the run will make it after validation (checked then), else None."""
     return str(_get(cfg, "actor.checkpoint_load_path")) if tiny_checkpoint_pending(cfg) else None
-
-
-def check_adapters(cfg: DictConfig, model_shapes: dict[str, tuple[int, ...]]) -> None:
-    """``actor.model.lora_path`` and each of ``actor.model.lora_paths`` is a readable adapter that fits the model;
-    an adapter that training continues (``lora_path``, not ``runner.only_eval``) has rank ``actor.model.lora_rank``
-    (peft would silently train it at its own rank)."""
-    from vlacrl.models.errors import LoraError
-    from vlacrl.models.lora import check_adapter_dir, check_adapter_fits
-
-    adapters = [("actor.model.lora_path", _get(cfg, "actor.model.lora_path"))]
-    adapters += [("actor.model.lora_paths", p) for p in (_get(cfg, "actor.model.lora_paths") or [])]
-    lora_rank = None if _get(cfg, "runner.only_eval", False) else _get(cfg, "actor.model.lora_rank")
-    for key, path in adapters:
-        if path is None:
-            continue
-        try:
-            rank = check_adapter_fits(check_adapter_dir(str(path)), model_shapes)
-        except LoraError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-        if key == "actor.model.lora_path" and lora_rank is not None and rank != int(lora_rank):
-            raise ConfigError(
-                f"actor.model.lora_path: {path} has rank r={rank} but actor.model.lora_rank is {lora_rank}; "
-                f"set actor.model.lora_rank={rank} or pass an adapter of rank {lora_rank}"
-            )
-
-
-def check_cnn_paths(cfg: DictConfig) -> None:
-    """Simple CNN: the checkpoint files the actor and the rollout load exist and carry their metadata."""
-    from vlacrl.models.errors import CNNCheckpointError
-    from vlacrl.models.simple_cnn_rl import load_rl_policy
-
-    if _get(cfg, "actor.model.is_lora", False):
-        raise ConfigError("actor.model.is_lora: the Simple CNN trains all its weights; set it to False")
-    keys = ["rollout.checkpoint_path"] if _get(cfg, "rollout.checkpoint_path") else ["rollout.model_dir"]
-    pending = _pending_checkpoint(cfg)
-    for key in dict.fromkeys(keys + ["actor.checkpoint_load_path"]):
-        if str(_get(cfg, key)) == pending:
-            continue
-        try:
-            load_rl_policy(str(_get(cfg, key)), _get(cfg, "actor.model.cnn_metadata_path"))
-        except CNNCheckpointError as exc:
-            raise ConfigError(f"{key}: {exc}{missing_checkpoint_hint(cfg)}") from None
 
 
 def check_runner(cfg: DictConfig, placement) -> None:
@@ -226,14 +171,22 @@ def check_runner(cfg: DictConfig, placement) -> None:
 
 
 def check_method(cfg: DictConfig, placement=None) -> None:
+    """:func:`check_method_config`, then the files the method reads when the actor starts
+    (:func:`check_method_inputs`)."""
+    method = check_method_config(cfg)
+    if method is not None:
+        check_method_inputs(method, cfg)
+
+
+def check_method_config(cfg: DictConfig, placement=None):
     """The CRL method is registered and accepts its ``crl.*`` keys, ``crl.tasks`` / ``crl.eval_tasks`` parse and
-    exist in the suite, and the files the method reads when the actor starts exist (see :func:`check_method_inputs`).
+    exist in the suite, and the policy family can run it (a LoRA-only method needs LoRA). Returns the method.
 
     Builds only the method object (no model). Skipped without a ``crl`` section and for evaluation runs
     (``runner.only_eval``), which build no actor. Also called by ``vlacrl-crl`` before anything is written.
     """
     if not _get(cfg, "crl") or _get(cfg, "runner.only_eval", False):
-        return
+        return None
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -257,12 +210,12 @@ def check_method(cfg: DictConfig, placement=None) -> None:
         method.task_schedule(tasks)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"crl.method={name}: {exc}") from None
-    from vlacrl.crl.base import is_full_finetuning
-
-    if is_full_finetuning(resolved) and not method.supports_full_finetuning:
-        raise ConfigError(f"actor.model.is_lora=False: crl={name} trains LoRA adapters; full fine-tuning runs with "
+    family = policy_family(resolved)
+    if family.trains_all_weights(resolved) and not method.supports_full_finetuning:
+        why = "actor.model.is_lora=False" if family.supports_lora else f"actor.model.model_name={family.name}"
+        raise ConfigError(f"{why}: crl={name} trains LoRA adapters; a model whose every weight trains runs with "
                           f"crl=seq_ft, seq_ft_reorder or multitask (docs/training.md)")  # fmt: skip
-    check_method_inputs(method, cfg)
+    return method
 
 
 def task_ids(cfg: DictConfig, key: str, split: str, default=None) -> list[int]:
@@ -329,8 +282,9 @@ def check_simulators(cfg: DictConfig, placement) -> None:
             raise ConfigError(str(exc)) from None
 
 
-#: Run in this order after check_env and check_sizes; the simulator checks (LIBERO: a subprocess) last.
-CHECKS: tuple[Callable, ...] = (check_paths, check_method, check_runner, check_simulators)
+#: Run in this order after check_env and check_sizes: the method's keys before any model file is opened, its own
+#: files after; the simulator checks (LIBERO: a subprocess) last.
+CHECKS: tuple[Callable, ...] = (check_method_config, check_paths, check_method, check_runner, check_simulators)
 
 
 def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:

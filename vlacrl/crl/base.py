@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 import torch
 
+from vlacrl.models.families import family_of
+
 
 @dataclass
 class StageRecord:
@@ -38,21 +40,22 @@ class StageRecord:
 
 
 def is_full_finetuning(cfg: Mapping[str, Any]) -> bool:
-    """``actor.model.is_lora=False`` on a VLA: every weight trains and a stage saves a whole model directory."""
-    return _model_key(cfg, "is_lora", True) is False and _model_key(
-        cfg, "model_name", "openvla_oft") == "openvla_oft"  # fmt: skip
+    """Every weight of the policy trains (``actor.model.is_lora=False``, or a family without LoRA): a stage saves
+    the whole model, and only methods with :attr:`CRLMethod.supports_full_finetuning` can run."""
+    return family_of(cfg).trains_all_weights(cfg)
 
 
 def start_from(cfg: Mapping[str, Any], actor_dir: str) -> dict[str, Any]:
-    """Overrides that load a stage's saved ``actor/`` dir: its adapter on the base model (LoRA), or, under full
-    fine-tuning, the saved model directory itself (``rollout.model_dir`` follows ``actor.checkpoint_load_path``)."""
-    if is_full_finetuning(cfg):
-        return {"actor.checkpoint_load_path": str(actor_dir), "actor.create_tiny_checkpoint": False}
-    return {"actor.model.lora_path": str(actor_dir)}
+    """Overrides that start a training run from a stage's saved ``actor/`` dir, as the policy family chains it
+    (:meth:`vlacrl.models.families.PolicyFamily.start_from`: OpenVLA-OFT's adapter, a full model directory, the
+    Simple CNN's ``model.pt``)."""
+    return family_of(cfg).start_from(cfg, actor_dir)
 
 
-def _model_key(cfg: Mapping[str, Any], key: str, default: Any) -> Any:
-    return ((cfg.get("actor") or {}).get("model") or {}).get(key, default)
+def evaluate_from(cfg: Mapping[str, Any], actor_dir: str) -> dict[str, Any]:
+    """Overrides that evaluate a stage's saved ``actor/`` dir
+    (:meth:`~vlacrl.models.families.PolicyFamily.eval_from`)."""
+    return family_of(cfg).eval_from(cfg, actor_dir)
 
 
 class CRLMethod:
@@ -85,7 +88,7 @@ class CRLMethod:
         With ``crl.eval_lora_scale = s`` the adapter is evaluated at scale s (``actor.model.lora_scale``,
         docs/methods/lora_scale.md: s = 0 is the base model, s = 1 the adapter as trained).
         """
-        overrides: dict[str, Any] = start_from(self.cfg, stage.adapter_dir) if stage.adapter_dir else {}
+        overrides: dict[str, Any] = evaluate_from(self.cfg, stage.adapter_dir) if stage.adapter_dir else {}
         scale = self.params.get("eval_lora_scale")
         if scale is not None:
             if not 0.0 <= float(scale) <= 1.0:

@@ -44,11 +44,6 @@ class SeqFTParams(MultitaskParams):
 
 
 @dataclass(frozen=True)
-class SimpleCNNParams(SequenceParams):
-    order: Optional[list]
-
-
-@dataclass(frozen=True)
 class EWCParams(SeqFTParams):
     ewc_lambda: float
     fisher_max: float
@@ -131,7 +126,6 @@ class IReVLAParams(SeqFTParams):
 METHOD_PARAMS: dict[str, type[SequenceParams]] = {
     "seq_ft": SeqFTParams,
     "seq_ft_reorder": SeqFTParams,
-    "simple_cnn": SimpleCNNParams,
     "multitask": MultitaskParams,
     "ewc": EWCParams,
     "er": ERParams,

@@ -20,9 +20,10 @@ from typing import Any, Mapping
 import torch
 
 from vlacrl.algorithms.replay_losses import der_loss, er_loss
-from vlacrl.crl.base import CRLMethod, StageRecord
+from vlacrl.crl.base import CRLMethod, StageRecord, start_from
 from vlacrl.crl.common import MethodConfigError, nested_get, previous_adapter, task_order
 from vlacrl.crl.registry import register
+from vlacrl.models.families import ActionVocabulary, family_of
 from vlacrl.models.inputs import PROMPT_INPUT_KEYS
 from vlacrl.models.lora import base_module
 
@@ -59,7 +60,7 @@ class ExperienceReplay(CRLMethod):
         demos = self.params.get("demos_per_task", 1)
         self.demos_per_task = None if demos is None else int(demos)
         self._iterator = None
-        self._token_range = (31744, 32000)
+        self.vocabulary: ActionVocabulary | None = None  # the policy family's action tokens (setup_actor)
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ driver side
@@ -72,7 +73,7 @@ class ExperienceReplay(CRLMethod):
         seen = sorted({int(t) for record in history[:stage_index] for t in record.task_ids})
         overrides: dict[str, Any] = {"crl.seen_task_ids": seen}
         if stage_index > 0:
-            overrides["actor.model.lora_path"] = previous_adapter(stage_index, history)
+            overrides.update(start_from(self.cfg, previous_adapter(stage_index, history)))
         return overrides
 
     # ------------------------------------------------------------------ actor side
@@ -129,7 +130,7 @@ class ExperienceReplay(CRLMethod):
         from vlacrl.models.openvla_oft import OpenVLAOFTProcessor
 
         policy = base_module(model)
-        self._token_range = (int(policy.token_begin), int(policy.config.tokenizer_vocab_size))
+        self.vocabulary = family_of(self.cfg).action_vocabulary(model)
         files = self.task_files()
         if not files:
             logger.info("%s: no earlier tasks to replay in this stage", self.name)
@@ -163,7 +164,7 @@ class ExperienceReplay(CRLMethod):
         """``{"bc": bc_coeff · CE}`` from ``replay["raw_logits"]`` [B, 56, V] and ``replay["action_tokens"]``."""
         if replay is None:
             return {}
-        begin, vocab = self._token_range
+        begin, vocab = self.vocabulary.token_begin, self.vocabulary.token_end
         loss, self._metrics = er_loss(
             replay["raw_logits"], replay["action_tokens"], self.bc_coeff, token_begin=begin, vocab_size=vocab
         )
@@ -196,7 +197,7 @@ class DarkExperienceReplay(ExperienceReplay):
             )
         device = replay["processed_logits"].device
         inputs = [replay[key].to(device) for key in INPUT_KEYS]
-        begin, vocab = self._token_range
+        begin, vocab = self.vocabulary.token_begin, self.vocabulary.token_end
         with torch.no_grad(), model.disable_adapter():
             logits = base_module(model)(*inputs).logits
         return logits[..., begin:vocab]

@@ -44,3 +44,12 @@ class LoraError(RuntimeError):
 
 class CNNCheckpointError(ValueError):
     """A Simple CNN checkpoint file is missing, unreadable or lacks its metadata; the message says what to pass."""
+
+
+class ModelPathError(ValueError):
+    """A config key names a model path (or family) that cannot be used; ``key`` is the dotted config key."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")

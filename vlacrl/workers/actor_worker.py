@@ -30,11 +30,11 @@ from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
 from vlacrl.metrics.memory import rss_mb
-from vlacrl.models.adapter_files import load_value_head
+from vlacrl.models.families import family_of
 from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 from vlacrl.workers.errors import annotated
-from vlacrl.workers.policy_setup import build_policy, family_name, policy_family, worker_device
+from vlacrl.workers.policy_setup import build_policy, worker_device
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ActorWorker:
         self.optimizer = None
         self.global_step = 0
         self.method = build_method(cfg)
-        self.family = policy_family(cfg)
+        self.family = family_of(cfg)
 
     @annotated
     def rss_mb(self) -> float:
@@ -104,8 +104,8 @@ class ActorWorker:
         if resume_dir is not None:
             cfg = self.family.resume_cfg(cfg, Path(resume_dir) / "actor")
         model = build_policy(cfg, str(cfg["actor"]["checkpoint_load_path"]), self.use_gpu)
-        if resume_dir is not None and family_name(cfg) == "openvla_oft":
-            load_value_head(model, Path(resume_dir) / "actor")
+        if resume_dir is not None:
+            self.family.load_extra_state(model, Path(resume_dir) / "actor")
         self.method.setup_actor(model)
         policy = base_module(model)
         if cfg["actor"]["model"].get("gradient_checkpointing", True):

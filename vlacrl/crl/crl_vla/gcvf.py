@@ -28,6 +28,7 @@ import copy
 import torch
 from torch import nn
 
+from vlacrl.models.families import ActionVocabulary
 from vlacrl.models.openvla_oft.policy import PROMPT_END_TOKEN_ID
 
 CRITIC_KINDS = ("v", "q")
@@ -126,12 +127,14 @@ def masked_mean(embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return total / weights.sum(dim=1).clamp(min=1.0)
 
 
-def tokens_to_normalized_actions(tokens: torch.Tensor, vocab_size: int = 32000, n_bins: int = 256) -> torch.Tensor:
+def tokens_to_normalized_actions(tokens: torch.Tensor, vocabulary: ActionVocabulary) -> torch.Tensor:
     """Action token ids [B, C, D] or [B, C·D] → normalised actions [B, C·D] in [-1, 1] (float32, same device).
 
-    The bin centre of each token, as :meth:`ActionTokenizer.tokens_to_normalized` (k = vocab − t − 1 clamped to
-    [0, n_bins − 2], centre_k = the midpoint of linspace(-1, 1, n_bins) bins k and k + 1).
+    The bin centre of each token, as :meth:`ActionTokenizer.tokens_to_normalized` (k = end − t − 1 clamped to
+    [0, n_bins − 2], centre_k = the midpoint of linspace(-1, 1, n_bins) bins k and k + 1; ``end`` and ``n_bins``
+    from the policy family's ``vocabulary``).
     """
+    vocab_size, n_bins = vocabulary.token_end, vocabulary.num_bins
     bins = torch.linspace(-1.0, 1.0, n_bins, dtype=torch.float64, device=tokens.device)
     centers = ((bins[:-1] + bins[1:]) / 2.0).float()
     k = (vocab_size - tokens.long() - 1).clamp(0, n_bins - 2)

@@ -38,6 +38,7 @@ from vlacrl.crl.crl_vla.gcvf import CRITICS_ATTR, FeatureTap, GCVFCritics, build
 from vlacrl.crl.ewc import full_tensor
 from vlacrl.crl.registry import register
 from vlacrl.crl.seq_ft import SeqFT
+from vlacrl.models.families import ActionVocabulary, family_of
 from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 
@@ -153,7 +154,7 @@ class CRLVLA(SeqFT):
         self.pool = Reservoir(self.per_task, self.seed)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.rank = 0
-        self._token_range = (31744, 32000)
+        self.vocabulary: ActionVocabulary | None = None  # the policy family's action tokens (setup_actor)
         self._metrics: dict[str, float] = {}
         self._kl_sum, self._kl_count, self._stop = 0.0, 0, False
 
@@ -198,7 +199,7 @@ class CRLVLA(SeqFT):
         self.critics = critics.to(reference.device, reference.dtype)
         policy.add_module(CRITICS_ATTR, self.critics)
         self.tap = FeatureTap(policy)
-        self._token_range = (int(policy.token_begin), int(policy.config.tokenizer_vocab_size))
+        self.vocabulary = family_of(self.cfg).action_vocabulary(model)
         self.pool = Reservoir(self.per_task, self.seed * 1000 + self.rank)
         self.generator = torch.Generator().manual_seed(self.seed * 1000 + self.rank + 1)
 
@@ -261,7 +262,7 @@ class CRLVLA(SeqFT):
     def _action_encoding(self, tokens: torch.Tensor | None) -> torch.Tensor | None:
         if not self.critics.is_q:
             return None
-        return tokens_to_normalized_actions(tokens, self._token_range[1], self._token_range[1] - self._token_range[0])
+        return tokens_to_normalized_actions(tokens, self.vocabulary)
 
     def _critic_inputs(self, rows: slice, input_ids, attention_mask, action_tokens, detach_state: bool = False):
         state = self.tap.state_feature(rows)
@@ -424,7 +425,7 @@ class CRLVLA(SeqFT):
             raise RuntimeError("crl_vla: this rank has no samples for B_old while others have")
         device = policy.language_model.lm_head.weight.device
         dtype = policy.projector.fc1.weight.dtype
-        begin, vocab = self._token_range
+        begin, vocab = self.vocabulary.token_begin, self.vocabulary.token_end
         logits, values = [], []
         for index in range(chunks):
             start = index * size if index * size < n else 0
