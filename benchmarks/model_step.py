@@ -3,9 +3,12 @@
 (a) Rollout latency: one forward that yields all 56 action tokens at once (the parallel decoding the
     reference uses) vs 56 autoregressive forwards on the same model, each over the growing sequence
     ``[BOS, patches, prompt, generated tokens…]`` without a KV cache. Reported as the ratio, both for full
-    forwards (vision + LLM every step) and with the image features computed once (LLM-only steps).
+    forwards (vision + LLM every step) and with the image features computed once (LLM-only steps). Also the
+    autoregressive OpenVLA family's real rollout call on the same weights (``openvla_kv_cache_s``: 7 tokens with a
+    KV cache = one action; OFT's parallel call gives 8 actions, so per env step compare it with parallel_s / 8).
 (b) Actor step: LoRA (r = 32) + gradient checkpointing, forward + backward of the GRPO-style log-prob
-    objective on one micro-batch; wall time and peak memory (CUDA: max allocated; CPU: peak RSS growth).
+    objective on one micro-batch; wall time and peak memory (CUDA: max allocated; CPU: peak RSS growth); for
+    OpenVLA-OFT (56 tokens) and for OpenVLA (7 teacher-forced tokens, ``actor_step_openvla``).
 
 Default: the tiny model on CPU. On CPU its vision towers dominate, so its decode ratio says little about 7B:
 ``--shape 7b-proportioned`` runs the 7B's real widths with 2 LLM blocks and 2 blocks per ViT
@@ -34,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from vlacrl.models.lora import add_lora  # noqa: E402
+from vlacrl.models.openvla import OpenVLAPolicy  # noqa: E402
 from vlacrl.models.openvla_oft import OpenVLAOFTConfig, OpenVLAOFTPolicy, load_policy, write_tiny_checkpoint  # noqa: E402
 from vlacrl.models.openvla_oft.presets import openvla_7b_config  # noqa: E402
 
@@ -113,8 +117,10 @@ def rollout_latency(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats:
         return run
 
     policy.predict_action_batch(**batch, greedy=True)  # warm-up
+    openvla = as_openvla(policy)
     measured = measure_alternating({
         "parallel_s": once(lambda: policy.predict_action_batch(**batch, greedy=True)),
+        "openvla_kv_cache_s": once(lambda: openvla.predict_action_batch(**batch, greedy=True)),
         "autoregressive_s": once(lambda: autoregressive_decode(policy, batch)),
         "autoregressive_vision_once_s": once(lambda: autoregressive_decode(policy, batch, reuse_vision=True)),
     }, repeats)  # fmt: skip
@@ -122,7 +128,19 @@ def rollout_latency(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats:
     out = report(measured)
     out["ratio"] = ratio(results["autoregressive_s"], results["parallel_s"])
     out["ratio_vision_once"] = ratio(results["autoregressive_vision_once_s"], results["parallel_s"])
+    out["ratio_openvla_call"] = ratio(results["openvla_kv_cache_s"], results["parallel_s"])
     return out
+
+
+def as_openvla(policy: OpenVLAOFTPolicy) -> OpenVLAPolicy:
+    """The autoregressive OpenVLA policy sharing ``policy``'s tensors (the two families' checkpoints are the same)."""
+    from vlacrl.models.openvla_oft.checkpoint import _rebuild_rotary
+
+    with torch.device("meta"):
+        openvla = OpenVLAPolicy(policy.config, unnorm_key=policy.unnorm_key)
+    openvla.load_state_dict(policy.checkpoint_state_dict(), strict=False, assign=True)
+    _rebuild_rotary(openvla, str(next(policy.parameters()).device))
+    return openvla.eval()
 
 
 def _peak_rss_mb() -> float:
@@ -134,7 +152,7 @@ def actor_step(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats: int)
     model = add_lora(policy)
     policy.enable_gradient_checkpointing()
     model.train()
-    tokens = torch.randint(31744, 32000, (batch["input_ids"].shape[0], 56), device=device)
+    tokens = torch.randint(31744, 32000, (batch["input_ids"].shape[0], policy.num_action_tokens), device=device)
     advantages = torch.randn(tokens.shape, device=device)
 
     def step() -> None:
@@ -202,11 +220,14 @@ def run_tiny(args: argparse.Namespace) -> dict:
         model_dir = write_tiny_checkpoint(os.path.join(tmp, "tiny"), seed=0)
         policy = load_policy(model_dir, dtype=torch.float32, unnorm_key="libero_spatial")
         train_policy = load_policy(model_dir, dtype=torch.float32)
+        train_openvla = load_policy(model_dir, dtype=torch.float32, num_action_chunks=1, policy_class=OpenVLAPolicy)
     batch = args.batch or 8
     rollout = rollout_latency(policy, synthetic_batch(batch, "cpu", torch.float32), "cpu", args.repeats)
     step = actor_step(train_policy, synthetic_batch(args.micro_batch, "cpu", torch.float32), "cpu", args.repeats)
+    step_openvla = actor_step(train_openvla, synthetic_batch(args.micro_batch, "cpu", torch.float32), "cpu",
+                              args.repeats)  # fmt: skip
     return {"model": "tiny", "device": "cpu", "batch": batch, "micro_batch": args.micro_batch,
-            "rollout": rollout, "actor_step": step}  # fmt: skip
+            "rollout": rollout, "actor_step": step, "actor_step_openvla": step_openvla}  # fmt: skip
 
 
 def run_full(args: argparse.Namespace) -> dict:
@@ -244,11 +265,14 @@ def main() -> None:
             f"[{run['model']} on {run['device']}] rollout batch {run['batch']}, {r['runs']} alternating runs, "
             f"load {r['load_before']} -> {r['load_after']}: {times}; autoregressive / parallel: {shown}"
         )
-        mem = {k: round(v, 1) for k, v in s.items() if k.startswith("peak")}
-        print(
-            f"[{run['model']} on {run['device']}] actor micro-batch {run['micro_batch']} (LoRA + grad ckpt) "
-            f"forward+backward {s['seconds']:.3f}s, memory {mem}, trainable {s['trainable_params']:,}"
-        )
+        for label, step in (("OpenVLA-OFT", s), ("OpenVLA", run.get("actor_step_openvla"))):
+            if step is None:
+                continue
+            mem = {k: round(v, 1) for k, v in step.items() if k.startswith("peak")}
+            print(
+                f"[{run['model']} on {run['device']}] {label} actor micro-batch {run['micro_batch']} (LoRA + grad "
+                f"ckpt) forward+backward {step['seconds']:.3f}s, memory {mem}, trainable {step['trainable_params']:,}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -77,7 +77,7 @@ require_epochs() { [[ -z "$1" || "$1" =~ ^[1-9][0-9]*$ ]] || die "MAX_EPOCH must
 # The reference's config-name conventions (docs/launchers.md).
 extract_config_tag() {
     local name; name=$(basename "$1")
-    if [[ "$name" == *_openvlaoft || "$name" == *_eval ]]; then echo ""
+    if [[ "$name" == *_openvlaoft || "$name" == *_openvla || "$name" == *_eval ]]; then echo ""
     elif [[ "$name" =~ _lr_([^_]+)$ ]]; then echo "${BASH_REMATCH[1]}"
     elif [[ "$name" == *_lr ]]; then echo ""
     else echo "${name##*_}"; fi
@@ -91,17 +91,25 @@ inject_config_tag_into_log_path() {
     elif [[ "$dir" == ./logs/* ]]; then echo "./logs_${tag}/${dir#./logs/}"
     else echo "${dir//\/logs\//\/logs_${tag}\/}"; fi
 }
+# the VLA in a config name: _openvlaoft (OpenVLA-OFT, the reference's) or _openvla (the autoregressive OpenVLA)
+VLA_NAME='_openvla(oft)?'
 derive_eval_config_name() {
     local name="$1"
-    if [[ "$name" =~ ^(.*_openvlaoft)_lr_(.+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_lr_${BASH_REMATCH[2]}"
-    elif [[ "$name" == *_openvlaoft_lr ]]; then echo "${name%_lr}_eval_lr"
-    elif [[ "$name" == *_openvlaoft ]]; then echo "${name}_eval"
-    elif [[ "$name" =~ ^(.*_openvlaoft)_([^_]+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_${BASH_REMATCH[2]}"
+    if [[ "$name" =~ ^(.*${VLA_NAME})_lr_(.+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_lr_${BASH_REMATCH[3]}"
+    elif [[ "$name" =~ ^(.*${VLA_NAME})_lr$ ]]; then echo "${name%_lr}_eval_lr"
+    elif [[ "$name" =~ ${VLA_NAME}$ ]]; then echo "${name}_eval"
+    elif [[ "$name" =~ ^(.*${VLA_NAME})_([^_]+)$ ]]; then echo "${BASH_REMATCH[1]}_eval_${BASH_REMATCH[3]}"
     else echo "$name"; fi
 }
+# extract_model_tag CONFIG: "openvla" for the autoregressive OpenVLA's configs (…_openvla_<tag>), else "": its runs
+# get their own log root (logs_<tag>_openvla/), so a sequence never continues from an OpenVLA-OFT adapter
+extract_model_tag() { [[ "$(basename "$1")" =~ _openvla(_|$) ]] && echo openvla || echo ""; }
 
-# log_root TYPE CONFIG: ./logs[_<tag>]/TYPE
-log_root() { inject_config_tag_into_log_path "./logs/$1" "$(extract_config_tag "$2")"; }
+# log_root TYPE CONFIG: ./logs[_<tag>][_openvla]/TYPE
+log_root() {
+    local tag model; tag=$(extract_config_tag "$2"); model=$(extract_model_tag "$2")
+    inject_config_tag_into_log_path "./logs/$1" "${tag}${tag:+${model:+_}}${model}"
+}
 
 # sequence_cmd METHOD TYPE TASKS CKPT MAX_EPOCH CONFIG SEED [overrides...]: the vlacrl-crl command array
 sequence_cmd() {

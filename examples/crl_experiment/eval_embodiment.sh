@@ -8,7 +8,7 @@ launcher_flags "$(sed -n 's/^### \{0,1\}//p' "$0")" "$@"; shift "$FLAG_SHIFT"
 [ -n "${1:-}" ] || die "CHECKPOINT_LOCATION is required (a run dir, or base)"
 STEP=${2:-10}; [[ "$STEP" =~ ^[0-9]+$ ]] || die "STEP must be an integer, got \"$STEP\""
 CONFIG=${3:-crl_experiment/libero_spatial_grpo_openvlaoft_eval_spatial}
-ROOT=$(inject_config_tag_into_log_path "./logs/evals" "$(extract_config_tag "$CONFIG")")
+ROOT=$(log_root evals "$CONFIG")
 CMD=("$(vlacrl_cmd vlacrl-eval)" --config-name "$CONFIG")
 if [ "$1" = "base" ]; then
     CMD+=("actor.model.is_lora=False" "runner.logger.log_path=$ROOT/base")

@@ -33,7 +33,7 @@ else
     [ -z "$PREV_COEFF" ] || die "PREVIOUS_LORA_COEFF applies to weight-merge checkpoints (…/weight_merge/task_<k>_coeff_<c>…) only"
 fi
 unit_interval CURRENT_LORA_SCALE "$SCALE"
-ROOT=$(inject_config_tag_into_log_path "./logs/evals" "$(extract_config_tag "$CONFIG")")
+ROOT=$(log_root evals "$CONFIG")
 ADAPTER="$(cd "$VLACRL_ROOT" && realpath -m "$LOCATION")/checkpoints/global_step_${STEP}/actor"
 run_cmd "$(vlacrl_cmd vlacrl-eval)" --config-name "$CONFIG" "+actor.model.lora_path=$ADAPTER" \
     "++actor.model.lora_scale=$SCALE" "${MERGE[@]}" "runner.logger.log_path=$ROOT/${NAME}_step_${STEP}_lora_scale_${SCALE//./_}" "${@:6}"

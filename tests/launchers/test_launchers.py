@@ -211,10 +211,25 @@ def test_bad_arguments(name, args, message):
 def test_simple_cnn_chains_model_pt_with_the_cnn_config():
     cmd = dry_run("run_embodiment_simple_cnn.sh", "0,1", "/runs/task_0/actor/model.pt", "3", "", "7")
     cfg = composed(cmd)
-    assert cfg.crl.method == "simple_cnn" and list(cfg.crl.tasks) == [0, 1] and cfg.crl.seed == 7
+    assert cfg.crl.method == "seq_ft" and list(cfg.crl.tasks) == [0, 1] and cfg.crl.seed == 7  # crl=simple_cnn
     assert cfg.actor.model.model_name == "simple_cnn" and cfg.actor.model.is_lora is False
     assert cfg.actor.checkpoint_load_path == "/runs/task_0/actor/model.pt" and cfg.runner.max_epochs == 3
     assert cfg.runner.logger.log_path == "./logs_cnn/simple_cnn"  # the reference's tag of "..._simple_cnn"
+
+
+def test_openvla_configs_get_their_own_log_root_and_eval_twin():
+    """The autoregressive OpenVLA's runs never share a log root with OpenVLA-OFT's (a later invocation would
+    continue from an OFT adapter), and its evaluation twin is found like OFT's."""
+    config = "crl_experiment/libero_spatial_grpo_openvla_spatial"
+    cfg = composed(dry_run("run_embodiment_ewc.sh", "0,1", "", "", config, "7"))
+    assert cfg.actor.model.model_name == "openvla" and cfg.actor.model.num_action_chunks == 1
+    assert cfg.runner.logger.log_path == "./logs_spatial_openvla/ewc" and cfg.crl.first_task == 0
+    oft = composed(dry_run("run_embodiment_ewc.sh", "0,1", "", "", "", "7"))
+    assert oft.runner.logger.log_path == "./logs_spatial/ewc"
+    evaluation = dry_run("eval_embodiment.sh", "logs_spatial_openvla/ewc/task_1_seed7", "10",
+                         "crl_experiment/libero_spatial_grpo_openvla_eval_spatial")  # fmt: skip
+    assert composed(evaluation).algorithm.eval_rollout_epoch == 40
+    assert "runner.logger.log_path=./logs_spatial_openvla/evals/task_1_seed7_step_10" in evaluation
 
 
 def test_simple_cnn_rejects_a_directory_checkpoint():

@@ -15,6 +15,7 @@ TWINS = {  # training config → the reference's evaluation twin (under crl_expe
     "libero_object_grpo_openvlaoft_object": "libero_object_grpo_openvlaoft_eval_object",
     "libero_10_grpo_openvlaoft_long": "libero_10_grpo_openvlaoft_eval_long",
     "libero_spatial_grpo_simple_cnn": "libero_spatial_grpo_simple_cnn_eval",
+    "libero_spatial_grpo_openvla_spatial": "libero_spatial_grpo_openvla_eval_spatial",
 }
 #: what evaluation reads besides the model: episodes, envs, sampling, episode length, memory placement
 EVAL_KEYS = ["algorithm.eval_rollout_epoch", "algorithm.sampling_params", "env.eval", "actor.enable_offload",

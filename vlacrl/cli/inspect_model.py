@@ -1,8 +1,10 @@
-"""``vlacrl-inspect-model MODEL_DIR [--json]``: load an HF-format OpenVLA-OFT directory (tiny or 7B) and report.
+"""``vlacrl-inspect-model MODEL_DIR [--json] [--family F]``: load an HF-format OpenVLA(-OFT) directory and report.
 
 Reports the parameter count, the dimensions, the norm-stats keys, the tokenizer check (BOS first, 29871
 last for a LIBERO prompt) and, for a uniform mid-grey 256×256 image and a fixed instruction decoded
-greedily, the 56 action token ids and the decoded [8, 7] actions. Exit code 2 for a bad directory.
+greedily, the action token ids and the decoded actions: OpenVLA-OFT's 56 tokens in parallel → [8, 7] actions,
+OpenVLA's (``--family openvla``) 7 tokens generated one by one → one [1, 7] action. Exit code 2 for a bad
+directory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from vlacrl.cli.common import OneLineParser
 from vlacrl.models.errors import ModelDirError
+from vlacrl.models.families import get_family, hf_family_names
 from vlacrl.models.openvla_oft import OpenVLAOFTProcessor, build_prompt, load_policy, validate_model_dir
 from vlacrl.models.openvla_oft.checkpoint import read_weight_shapes
 from vlacrl.models.openvla_oft.config import OpenVLAOFTConfig
@@ -32,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--instruction", default=DEFAULT_INSTRUCTION)
     parser.add_argument("--unnorm-key", default=None, help="norm-stats key (default: libero_spatial if present)")
+    parser.add_argument("--family", choices=hf_family_names(), default=hf_family_names()[0],
+                        help="how to run the checkpoint (actor.model.model_name)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--dtype",
@@ -78,7 +83,11 @@ def inspect(args: argparse.Namespace) -> dict[str, Any]:
     config = OpenVLAOFTConfig.from_model_dir(args.model_dir)
     dtype = pick_dtype(args.dtype, config, args.device)
     unnorm_key = pick_unnorm_key(args.unnorm_key, config)
-    policy = load_policy(args.model_dir, dtype=dtype, device=args.device, unnorm_key=unnorm_key)
+    family = get_family(args.family)
+    policy = load_policy(
+        args.model_dir, dtype=dtype, device=args.device, unnorm_key=unnorm_key,
+        num_action_chunks=family.action_chunks, policy_class=family.policy_class(),
+    )  # fmt: skip
     processor = OpenVLAOFTProcessor.from_model_dir(args.model_dir)
     image = torch.full((1, 256, 256, 3), 128, dtype=torch.uint8)
     batch = {k: v.to(args.device) for k, v in processor([args.instruction], image).items()}
@@ -87,6 +96,7 @@ def inspect(args: argparse.Namespace) -> dict[str, Any]:
     prediction = policy.predict_action_batch(**batch, greedy=True)
     return {
         "model_dir": str(args.model_dir),
+        "family": args.family,
         "parameters": sum(p.numel() for p in policy.parameters()),
         "dtype": str(dtype).removeprefix("torch."),
         "device": args.device,
@@ -120,7 +130,7 @@ def print_text(report: dict[str, Any]) -> None:
         f"(produced by tokenizer: {tok['tokenizer_produced_29871']}), {tok['prompt_tokens']} prompt tokens "
         f"padded to {tok['padded_length']}"
     )
-    print(f"greedy actions for a mid-grey image and {report['instruction']!r}:")
+    print(f"greedy actions ({report['family']}) for a mid-grey image and {report['instruction']!r}:")
     print(f"  tokens {report['action_tokens']}")
     for step, row in enumerate(report["actions"]):
         print(f"  step {step}: " + " ".join(f"{v:+.4f}" for v in row))

@@ -196,10 +196,10 @@ class DarkExperienceReplay(ExperienceReplay):
                 "der with crl.use_cached_logits=false needs a LoRA (peft) model: set actor.model.is_lora=true"
             )
         device = replay["processed_logits"].device
-        inputs = [replay[key].to(device) for key in INPUT_KEYS]
+        inputs = [replay[key].to(device) for key in (*INPUT_KEYS, "action_tokens")]
         begin, vocab = self.vocabulary.token_begin, self.vocabulary.token_end
         with torch.no_grad(), model.disable_adapter():
-            logits = base_module(model)(*inputs).logits
+            logits = base_module(model)(*inputs).logits  # a causal family teacher-forces the expert tokens
         return logits[..., begin:vocab]
 
     def extra_losses(

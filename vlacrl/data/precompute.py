@@ -83,19 +83,23 @@ def _policy_device(policy: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def demo_action_logits(
     policy, processor, instruction: str, images: np.ndarray, *, batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, action_tokens: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """images [T, H, W, 3] uint8 → untempered action-id logits [T, 56, 256] float32 on CPU.
 
-    Frames go through the processor as float tensors (the replay path of docs/models.md).
+    Frames go through the processor as float tensors (the replay path of docs/models.md). A policy that decodes
+    token by token (OpenVLA) is teacher-forced on ``action_tokens`` [T, D], the expert tokens of each frame.
     """
+    if not policy.decodes_in_parallel and (action_tokens is None or len(action_tokens) != len(images)):
+        raise ValueError("a token-by-token policy needs the expert action tokens of every frame to score them")
     device = _policy_device(policy)
     begin, vocab = int(policy.token_begin), int(policy.config.tokenizer_vocab_size)
     chunks = []
     for start in range(0, len(images), batch_size):
         frames = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(torch.float32)
         inputs = processor([instruction] * len(frames), frames)
-        out = policy(*(inputs[k].to(device) for k in PROMPT_INPUT_KEYS))
+        tokens = None if policy.decodes_in_parallel else action_tokens[start : start + len(frames)].to(device)
+        out = policy(*(inputs[k].to(device) for k in PROMPT_INPUT_KEYS), tokens)
         chunks.append(out.logits[..., begin:vocab].float().cpu())
         if progress is not None:
             progress(len(frames))
@@ -107,14 +111,16 @@ def compute_demo_logits(
     progress: Callable[[int], None] | None = None,
 ) -> Demo:  # fmt: skip
     """``demo`` with ``processed_action_logits`` [T, 56, 256], ``predicted_actions`` [T, C, D] (greedy decode,
-    env scale) and ``action_tokens`` [T − C + 1, 56] (expert tokens of ``actions[t : t + C]``)."""
-    logits = demo_action_logits(policy, processor, instruction, demo.images, batch_size=batch_size, progress=progress)
+    env scale; for a token-by-token policy the argmax of each row given the expert tokens before it) and
+    ``action_tokens`` [T − C + 1, 56] (expert tokens of ``actions[t : t + C]``)."""
     tokenizer = policy.action_tokenizer
     chunks, dims = int(policy.num_action_chunks), int(policy.action_dim)
-    greedy = logits.argmax(dim=-1) + int(policy.token_begin)
-    predicted = tokenizer.decode(greedy.reshape(-1, chunks, dims)).to(torch.float32)
     windows = expert_windows(np.asarray(demo.actions, dtype=np.float32), chunks)
     expert = tokenizer.encode(torch.from_numpy(windows)) if len(windows) else torch.zeros(0, chunks * dims)
+    logits = demo_action_logits(policy, processor, instruction, demo.images, batch_size=batch_size,
+                                progress=progress, action_tokens=expert.long())  # fmt: skip
+    greedy = logits.argmax(dim=-1) + int(policy.token_begin)
+    predicted = tokenizer.decode(greedy.reshape(-1, chunks, dims)).to(torch.float32)
     return replace(
         demo,
         processed_action_logits=logits.numpy(),

@@ -25,6 +25,7 @@ from vlacrl.models.errors import ModelPathError
 #: name → ``module:class`` of its :class:`PolicyFamily`; a new family is one module plus one line here.
 FAMILIES: dict[str, str] = {
     "openvla_oft": "vlacrl.models.openvla_oft.family:OpenVLAOFTFamily",
+    "openvla": "vlacrl.models.openvla.family:OpenVLAFamily",
     "simple_cnn": "vlacrl.models.simple_cnn_family:SimpleCNNFamily",
 }
 DEFAULT_FAMILY = "openvla_oft"
@@ -56,6 +57,13 @@ class PolicyFamily:
     trainable_only_state: bool = False
     #: LoRA adapters can be trained on it (``actor.model.is_lora``)
     supports_lora: bool = False
+    #: its checkpoints are HF-format OpenVLA model directories (``vlacrl-make-tiny-checkpoint``,
+    #: ``vlacrl-inspect-model``); then :meth:`policy_class` and :attr:`action_chunks` describe the policy
+    hf_model_dir: bool = False
+    #: actions per model call when a config does not say (``actor.model.num_action_chunks``)
+    action_chunks: int = 8
+    #: human-readable name in messages
+    label: str = ""
 
     # ------------------------------------------------------------------------------------------ worker side
     def build(self, cfg: Mapping[str, Any], path: str, use_gpu: bool) -> torch.nn.Module:
@@ -73,6 +81,10 @@ class PolicyFamily:
 
     def resume_cfg(self, cfg: Mapping[str, Any], actor_dir: Path) -> dict[str, Any]:
         """The config whose :meth:`build` loads the checkpoint in ``actor_dir`` (resuming a run)."""
+        raise NotImplementedError
+
+    def policy_class(self) -> type:
+        """The ``nn.Module`` class the family's checkpoints load into (HF-format families)."""
         raise NotImplementedError
 
     def load_extra_state(self, model: torch.nn.Module, actor_dir: Path) -> None:
@@ -139,6 +151,12 @@ def get_family(name: str) -> PolicyFamily:
 def family_of(cfg: Mapping[str, Any]) -> PolicyFamily:
     """The :class:`PolicyFamily` a config's ``actor.model.model_name`` names."""
     return get_family(family_name(cfg))
+
+
+def hf_family_names() -> list[str]:
+    """The families whose checkpoints are HF-format model directories (the default first)."""
+    names = [name for name in FAMILIES if get_family(name).hf_model_dir]
+    return sorted(names, key=lambda name: name != DEFAULT_FAMILY)
 
 
 def worker_device(use_gpu: bool) -> torch.device:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 class SimpleCNNFamily(PolicyFamily):
     name = "simple_cnn"
+    label = "Simple CNN"
     trainable_only_state = False  # model.pt holds the whole network
 
     # ------------------------------------------------------------------------------------------ worker side

@@ -3,8 +3,9 @@
 The paper's runs start from OpenVLA-OFT fine-tuned on one demonstration per task
 (``Openvla-oft-SFT-libero-spatial-traj1``). The CPU probe recipe does the same at tiny scale: the tiny random
 model is fine-tuned on the probe expert's demos (full parameters, cross-entropy on the 56 action tokens, the
-same loss as ER's behaviour cloning term) and written back as a complete HF-format directory, so every loader,
-launcher and test treats it like a released checkpoint (docs/probe.md).
+same loss as ER's behaviour cloning term; OpenVLA: on the 7 tokens of one action, teacher-forced) and written
+back as a complete HF-format directory, so every loader, launcher and test treats it like a released checkpoint
+(docs/probe.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from vlacrl.models.families import DEFAULT_FAMILY, get_family
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class SFTConfig:
     unnorm_key: str = "libero_spatial_no_noops"
     demos_per_task: int | None = None  # None: every demo in each file
     max_prompt_length: int = 128
+    family: str = DEFAULT_FAMILY  # the policy family trained (actor.model.model_name): OpenVLA-OFT or OpenVLA
 
 
 def supervised_finetune(
@@ -52,7 +56,11 @@ def supervised_finetune(
 
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    policy = load_policy(model_dir, dtype=torch.float32, unnorm_key=config.unnorm_key).train()
+    family = get_family(config.family)
+    policy = load_policy(
+        model_dir, dtype=torch.float32, unnorm_key=config.unnorm_key, num_action_chunks=family.action_chunks,
+        policy_class=family.policy_class(),
+    ).train()  # fmt: skip
     dataset = ReplayDataset(
         demo_files, demos_per_task=config.demos_per_task, num_action_chunks=policy.num_action_chunks
     )
@@ -65,7 +73,8 @@ def supervised_finetune(
     history = []
     for step in range(config.steps):
         batch = next(batches)
-        logits = policy(batch["input_ids"], batch["attention_mask"], batch["pixel_values"]).logits
+        inputs = (batch["input_ids"], batch["attention_mask"], batch["pixel_values"])
+        logits = policy.action_logprobs(*inputs, action_tokens=batch["action_tokens"])["raw_logits"]
         loss, accuracy = action_token_cross_entropy(logits, batch["action_tokens"], token_begin=begin, vocab_size=vocab)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from vlacrl.models.families import ActionVocabulary
-from vlacrl.models.openvla_oft.policy import PROMPT_END_TOKEN_ID
+from vlacrl.models.openvla_oft.policy import BOS_TOKEN_ID, PROMPT_END_TOKEN_ID
 
 CRITIC_KINDS = ("v", "q")
 CRITICS_ATTR = "crl_vla_critics"  # attribute of the policy holding the GCVFCritics module
@@ -142,10 +142,13 @@ def tokens_to_normalized_actions(tokens: torch.Tensor, vocabulary: ActionVocabul
 
 
 class FeatureTap:
-    """Captures the critic inputs during every forward of an OpenVLA-OFT policy.
+    """Captures the critic inputs during every forward of an OpenVLA(-OFT) policy.
 
-    * ``embed_tokens`` output [B, L + 56, H] → :meth:`goal_embedding` (prompt part, masked mean, detached);
-    * ``lm_head`` input [B, 56, H] (the action-position hidden states) → :meth:`state_feature` (row 0).
+    * the embedding of the prompt (the ``embed_tokens`` call whose ids start with BOS: [B, L + 56, H] for
+      OpenVLA-OFT, [B, L, H] for OpenVLA, whose generated tokens are embedded by later calls) →
+      :meth:`goal_embedding` (prompt part, masked mean, detached);
+    * the first ``lm_head`` input after it ([B, 56, H] for OpenVLA-OFT; OpenVLA: [B, 7, H] teacher-forced, or the
+      prompt's last state [B, H] while generating) → :meth:`state_feature` (row 0: the prompt's final position).
 
     The rows are those of the last forward (RL micro-batch and replay half concatenated, in that order).
     """
@@ -158,12 +161,19 @@ class FeatureTap:
         ]
         self.embeds: torch.Tensor | None = None
         self.action_hidden: torch.Tensor | None = None
+        self._awaiting_head = False
 
     def _on_embed(self, module, inputs, output) -> None:
-        self.embeds = output.detach()
+        ids = inputs[0]
+        if ids.ndim == 2 and bool((ids[:, 0] == BOS_TOKEN_ID).all()):  # the prompt, not generated tokens
+            self.embeds = output.detach()
+            self._awaiting_head = True
 
     def _on_head(self, module, inputs, output) -> None:
-        self.action_hidden = inputs[0]
+        if self._awaiting_head:
+            hidden = inputs[0]
+            self.action_hidden = hidden if hidden.ndim == 3 else hidden.unsqueeze(1)
+            self._awaiting_head = False
 
     def remove(self) -> None:
         for handle in self._handles:

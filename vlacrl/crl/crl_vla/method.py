@@ -430,7 +430,8 @@ class CRLVLA(SeqFT):
         for index in range(chunks):
             start = index * size if index * size < n else 0
             part = {k: v[start : start + size].to(device) for k, v in rows.items()}
-            out = policy(part["input_ids"], part["attention_mask"], part["pixel_values"].to(dtype))
+            pixels = part["pixel_values"].to(dtype)
+            out = policy(part["input_ids"], part["attention_mask"], pixels, part["action_tokens"])
             value = self.critic_values("frozen", part["input_ids"], part["attention_mask"], part["action_tokens"])
             if index * size < n:
                 logits.append(out.logits[..., begin:vocab].float().cpu())

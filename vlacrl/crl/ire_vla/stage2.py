@@ -84,9 +84,8 @@ def stage2_step(
     dtype = policy.projector.fc1.weight.dtype
     tokens = batch["action_tokens"].reshape(batch["action_tokens"].shape[0], -1).to(device)
     optimizer.zero_grad(set_to_none=True)
-    out = policy(
-        batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["pixel_values"].to(device, dtype)
-    )
+    pixels = batch["pixel_values"].to(device, dtype)
+    out = policy(batch["input_ids"].to(device), batch["attention_mask"].to(device), pixels, tokens)
     logits = out.logits.float() / temperature
     loss, accuracy = stage2_loss(logits, tokens, int(policy.token_begin), int(policy.config.tokenizer_vocab_size))
     loss.backward()

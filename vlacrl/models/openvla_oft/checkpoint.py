@@ -204,8 +204,10 @@ def load_policy(
     vh_mode: str | None = None,
     value_type: str = "step_level",
     attn_implementation: str | None = None,
+    policy_class: type[OpenVLAOFTPolicy] = OpenVLAOFTPolicy,
 ) -> OpenVLAOFTPolicy:
-    """Load an HF-format OpenVLA-OFT directory (tiny or 7B) into an :class:`OpenVLAOFTPolicy` in eval mode.
+    """Load an HF-format OpenVLA-OFT directory (tiny or 7B) into an :class:`OpenVLAOFTPolicy` in eval mode
+    (``policy_class``: a subclass with the same tensors, e.g. the autoregressive ``OpenVLAPolicy``).
 
     Raises :class:`ModelDirError` for missing/malformed files and :class:`CheckpointKeyError` when the stored
     tensors do not match the architecture described by ``config.json``.
@@ -215,7 +217,7 @@ def load_policy(
     device = str(device)
     attn = choose_attn_implementation(attn_implementation, device)
     with torch.device("meta"):
-        policy = OpenVLAOFTPolicy(
+        policy = policy_class(
             config,
             action_dim=action_dim,
             num_action_chunks=num_action_chunks,

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 class OpenVLAOFTFamily(PolicyFamily):
     name = "openvla_oft"
+    label = "OpenVLA-OFT"
+    hf_model_dir = True
+    action_chunks = 8
     trainable_only_state = True  # the adapter (full fine-tuning saves the whole model directory instead)
     supports_lora = True
 
@@ -44,6 +47,7 @@ class OpenVLAOFTFamily(PolicyFamily):
             vh_mode=model_cfg.get("vh_mode") if needs_values else None,
             value_type=str(model_cfg.get("value_type", "step_level")),
             attn_implementation=model_cfg.get("attn_implementation"),
+            policy_class=self.policy_class(),
         )
         if not model_cfg.get("is_lora", True):
             for param in policy.parameters():
@@ -57,6 +61,12 @@ class OpenVLAOFTFamily(PolicyFamily):
             merge_coefficient=float(model_cfg.get("previous_lora_merge_coefficient", 1.0)),
             lora_scale=float(model_cfg.get("lora_scale", 1.0)),
         )
+
+    def policy_class(self) -> type:
+        """The ``nn.Module`` class :meth:`build` loads the checkpoint into."""
+        from vlacrl.models.openvla_oft.policy import OpenVLAOFTPolicy
+
+        return OpenVLAOFTPolicy
 
     def processor(self, cfg: Mapping[str, Any], path: str, model: torch.nn.Module | None = None):
         from vlacrl.models.openvla_oft.processing import OpenVLAOFTProcessor
@@ -125,7 +135,7 @@ class OpenVLAOFTFamily(PolicyFamily):
     def write_tiny(self, cfg: Mapping[str, Any], path: Path) -> None:
         from vlacrl.models.openvla_oft.tiny import write_tiny_checkpoint
 
-        logger.info("creating the tiny OpenVLA-OFT checkpoint in %s (first run)", path)
+        logger.info("creating the tiny %s checkpoint in %s (first run)", self.label, path)
         write_tiny_checkpoint(path)
 
     def write_sft_base(self, cfg: Mapping[str, Any], path: Path, sft: Mapping[str, Any], demos: Sequence[Path]):
@@ -139,7 +149,7 @@ class OpenVLAOFTFamily(PolicyFamily):
             steps=int(sft["steps"]), batch_size=int(sft["batch_size"]), lr=float(sft["lr"]),
             seed=int(sft.get("seed", 0)), unnorm_key=str(config_value(cfg, "actor.model.unnorm_key")),
             demos_per_task=int(sft["demos_per_task"]),
-            max_prompt_length=int(config_value(cfg, "runner.max_prompt_length")),
+            max_prompt_length=int(config_value(cfg, "runner.max_prompt_length")), family=self.name,
         )  # fmt: skip
         logger.info("creating the SFT base %s: %d steps on %d demo files (first run, about a minute)", path,
                     config.steps, len(demos))  # fmt: skip

@@ -57,6 +57,9 @@ class ActionPrediction:
 class OpenVLAOFTPolicy(nn.Module):
     """Vision backbone + projector + bidirectional Llama (+ optional value head); sizes come from ``config``."""
 
+    #: whether ``forward`` scores every action token from the prompt alone (no teacher forcing needed)
+    decodes_in_parallel = True
+
     def __init__(
         self,
         config: OpenVLAOFTConfig,
@@ -170,9 +173,16 @@ class OpenVLAOFTPolicy(nn.Module):
         return out.last_hidden_state
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        action_tokens: torch.Tensor | None = None,
     ) -> PolicyOutput:
-        """input_ids/attention_mask [B, L], pixel_values [B, N_img, 6, 224, 224] → :class:`PolicyOutput`."""
+        """input_ids/attention_mask [B, L], pixel_values [B, N_img, 6, 224, 224] → :class:`PolicyOutput`.
+
+        ``action_tokens`` is accepted and unused: parallel decoding conditions no action token on another, so
+        the logits of all 56 rows come from the prompt alone (the causal family teacher-forces them instead)."""
         hidden = self.sequence_hidden_states(input_ids, attention_mask, pixel_values)
         # a copy, not a view: FSDP2 cannot guard a view the root module returns against in-place ops
         action_hidden = hidden[:, -self.num_action_tokens - 1 : -1].clone()
