@@ -81,10 +81,10 @@ def test_registry_defaults_and_stage_overrides(crl_tiny_dir):
     assert method.stage1_patterns == [r"lm_head\.lora_", r"value_head\."] and method.stage2_patterns is None
     assert method.demo_fraction == 0.5 and method.stage2_steps == 200 and method.d_rl.max_samples == 4096
     assert method.stage_plan()["stage1"]["global_steps"] == 7
-    assert method.train_overrides(0, []) == {"runner.max_epochs": 7}
+    assert method.train_overrides(0, []) == {"runner.max_epochs": 7, "crl.seen_task_ids": []}
     history = [StageRecord(0, [0], "r0", "r0/actor", {"d_rl_dir": "r0/ire_vla"})]
-    assert method.train_overrides(1, history) == {
-        "runner.max_epochs": 7, "actor.model.lora_path": "r0/actor", "crl.previous_d_rl_dir": "r0/ire_vla"}  # fmt: skip
+    assert method.train_overrides(1, history) == {"runner.max_epochs": 7, "crl.seen_task_ids": [0],
+        "actor.model.lora_path": "r0/actor", "crl.previous_d_rl_dir": "r0/ire_vla"}  # fmt: skip
     history[0].extra["stage2_adapter_dir"] = "r0/stage2"
     assert method.train_overrides(1, history)["actor.model.lora_path"] == "r0/stage2"
     assert method.eval_overrides(history[0], [])["actor.model.lora_path"] == "r0/stage2"
@@ -275,6 +275,27 @@ def test_finish_task_runs_stage2_and_records_the_consolidated_adapter(crl_tiny_d
     assert method.eval_overrides(StageRecord(0, [0], str(tmp_path), "rl/actor", record), [])[
         "actor.model.lora_path"
     ] == str(adapter)
+
+
+def test_demo_tasks_trained_keeps_future_tasks_demos_out_of_stage2(crl_tiny_dir, demo_dir, tmp_path):
+    """``crl.demo_tasks: trained``: D_e holds the earlier stages' and this stage's tasks only; ``all`` (the
+    default) every task file of the directory."""
+    (tmp_path / "demos").mkdir()
+    for task in (0, 1, 2):
+        name = suites.task_spec("libero_spatial", task).language.replace(" ", "_")
+        (tmp_path / "demos" / f"{name}_demo.hdf5").symlink_to(next(demo_dir.glob("*.hdf5")))
+    common = (f"crl.dataset_dir={tmp_path / 'demos'}", "env.fixed_task_ids=[1]", "crl.seen_task_ids=[0]")
+
+    def tasks(*extra):
+        files = build_method(make_cfg(crl_tiny_dir, *common, *extra)).demo_files()
+        languages = [suites.task_spec("libero_spatial", t).language.replace(" ", "_") for t in (0, 1, 2)]
+        return [t for t, language in enumerate(languages) if any(f.name.startswith(language) for f in files)]
+
+    assert tasks() == [0, 1, 2]
+    assert tasks("crl.demo_tasks=trained") == [0, 1]
+    assert tasks("crl.demo_tasks=trained", "crl.seen_task_ids=[]") == [1]
+    with pytest.raises(MethodConfigError, match="demo_tasks"):
+        build_method(make_cfg(crl_tiny_dir, "crl.demo_tasks=seen"))
 
 
 def test_missing_demo_files_fail_at_setup(crl_tiny_dir, tmp_path):

@@ -83,11 +83,12 @@ def test_two_methods_two_seeds(two_methods, capsys):
 def test_labels_pool_seed_dirs_and_reference_gives_fwt(two_methods, capsys):
     write_run(two_methods / "a_seed1", 1, GOLDEN)
     write_run(two_methods / "a_seed2", 2, GOLDEN)
-    ref = two_methods / "ref.json"
-    ref.write_text(json.dumps({"0": 0.7, "1": 0.8, "2": 0.9}))
+    ref, ref_2 = two_methods / "ref.json", two_methods / "ref_2.json"  # one flag, several sources
+    ref.write_text(json.dumps({"0": 0.7, "1": 0.8}))
+    ref_2.write_text(json.dumps({"2": 0.9}))
     assert default_label(two_methods / "a_seed1") == "a"
     dirs = [str(two_methods / "a_seed1"), str(two_methods / "a_seed2")]
-    argv = [*dirs, "--single-task-ref", str(ref), "--format", "csv"]
+    argv = [*dirs, "--single-task-ref", str(ref), str(ref_2), "--format", "csv"]
     assert main(argv) == 0
     out = two_methods / "a_seed1" / "metrics"
     assert (out / "metrics.csv").exists() and not (out / "metrics.md").exists()

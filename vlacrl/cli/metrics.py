@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=output_dir, default=None, help="output dir (default: <first RUN_DIR>/metrics)")
     parser.add_argument("--label", nargs="+", default=None, metavar="NAME",
                         help="one method name per RUN_DIR (same name = seeds of one method)")  # fmt: skip
-    parser.add_argument("--single-task-ref", action="append", default=[], metavar="RUN_DIR|FILE.json",
-                        help="S^single_j for FWT: single-task run dir(s) or a JSON {task: success}")  # fmt: skip
+    parser.add_argument("--single-task-ref", action="extend", nargs="+", default=[], metavar="RUN_DIR|FILE.json",
+                        help="S^single_j for FWT: single-task run dir(s) or JSON {task: success} file(s); a task "
+                             "found in several gets their mean")  # fmt: skip
     parser.add_argument("--format", choices=["md", "csv", "both"], default="both",
                         help="tables to write (md also sets what is printed)")  # fmt: skip
     parser.add_argument("--allow-missing", action="store_true",

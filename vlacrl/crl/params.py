@@ -118,6 +118,8 @@ class IReVLAParams(SeqFTParams):
     d_rl_max_samples: Optional[int]  # null: unbounded
     dataset_dir: Optional[str]
     demos_per_task: Optional[int]
+    demo_tasks: str
+    seen_task_ids: Optional[list]
     sample_seed: Optional[int]
     previous_d_rl_dir: Optional[str]
 

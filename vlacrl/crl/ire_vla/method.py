@@ -43,6 +43,7 @@ D_RL_KEY = "d_rl_dir"
 STAGE2_ADAPTER_KEY = "stage2_adapter_dir"
 DEFAULT_STAGE2_STEPS = 200
 DEFAULT_D_RL_MAX_SAMPLES = 4096
+DEMO_TASK_MODES = ("all", "trained")  # crl.demo_tasks
 
 
 @register("ire_vla")
@@ -67,6 +68,9 @@ class IReVLA(SeqFT):
             raise MethodConfigError(f"crl.stage2_temperature must be > 0, got {self.stage2_temperature}")
         self.demo_fraction = unit_interval(p.get("demo_fraction", 0.5), "crl.demo_fraction")
         self.stage2_in_finish_task = bool(p.get("stage2_in_finish_task", True))
+        self.demo_tasks = str(p.get("demo_tasks", "all"))
+        if self.demo_tasks not in DEMO_TASK_MODES:
+            raise MethodConfigError(f"crl.demo_tasks must be one of {DEMO_TASK_MODES}, got {self.demo_tasks!r}")
         limit = p.get("d_rl_max_samples", DEFAULT_D_RL_MAX_SAMPLES)
         self.seed = int(p["sample_seed"] if p.get("sample_seed") is not None else nested_get(cfg, "actor.seed", 0))
         if self.stage2_steps < 0 or self.stage2_batch < 1 or (self.stage1_steps is not None and self.stage1_steps < 1):
@@ -81,7 +85,8 @@ class IReVLA(SeqFT):
     def train_overrides(self, stage_index: int, history: list[StageRecord]) -> dict[str, Any]:
         """``runner.max_epochs`` = Stage-1 length (when set); stage k > 0 continues from stage k − 1's
         consolidated adapter (else its RL adapter) and loads its D_RL (``crl.previous_d_rl_dir``)."""
-        overrides: dict[str, Any] = {}
+        earlier = sorted({int(t) for record in history[:stage_index] for t in record.task_ids})
+        overrides: dict[str, Any] = {"crl.seen_task_ids": earlier}
         if self.stage1_steps is not None:
             overrides["runner.max_epochs"] = self.stage1_steps
         if stage_index > 0:
@@ -197,11 +202,19 @@ class IReVLA(SeqFT):
             raise MethodConfigError(f"crl.dataset_dir: {' '.join(str(exc).split())}") from None
 
     def demo_files(self) -> list:
-        """The expert-demo files: every ``.hdf5`` of ``crl.dataset_dir`` (default: ER's replay directory)."""
-        from vlacrl.data import default_replay_dir, replay_files
+        """The expert-demo files: every ``.hdf5`` of ``crl.dataset_dir`` (default: ER's replay directory), or with
+        ``crl.demo_tasks: trained`` those of the tasks trained so far (earlier stages' and this stage's)."""
+        from vlacrl.data import default_replay_dir, replay_files, select_task_files
+        from vlacrl.envs.registry import simulator_for
 
-        explicit = self.params.get("dataset_dir")
-        return replay_files(explicit or default_replay_dir(str(self.cfg["env"]["train"]["task_suite_name"])))
+        suite = str(self.cfg["env"]["train"]["task_suite_name"])
+        files = replay_files(self.params.get("dataset_dir") or default_replay_dir(suite))
+        if self.demo_tasks == "all":
+            return files
+        current = nested_get(self.cfg, "env.fixed_task_ids", None) or []
+        trained = sorted({int(t) for t in [*(self.params.get("seen_task_ids") or []), *current]})
+        simulator = simulator_for(self.cfg["env"]["train"])
+        return select_task_files(files, [simulator.task_language(suite, t) for t in trained])
 
     def demo_batches(self, model: torch.nn.Module, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """Endless expert-demo batches of ``batch_size`` rows from :meth:`demo_files` (ER's replay format)."""
