@@ -89,6 +89,10 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     assert all(g > 0 for g in tensorboard_values(root / "run" / "tensorboard", "train/actor/grad_norm"))
     assert optimizer_steps(ckpt2 / "actor" / "optim", tmp_path) == {2.0}  # one AdamW step per global step
     assert "where the time went (2 global steps" in first.stdout + first.stderr  # the phase table ends the run
+    output = first.stdout + first.stderr
+    assert "actor rank 0: forward" in output and "busy share of the wall time" in output
+    for phase in ("actor_forward", "actor_backward", "actor_optimizer"):  # rank 0's split, every step
+        assert all(s > 0 for s in tensorboard_values(root / "run" / "tensorboard", f"time/{phase}")), phase
 
     second = run_cli("vlacrl.cli.train", *common, "runner.max_epochs=3")
     assert second.returncode == 0, second.stderr[-5000:]

@@ -5,20 +5,27 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
+from typing import Callable, Mapping
 
 
 class PhaseTimer:
-    """Accumulates seconds per named phase until :meth:`pop` returns and clears them."""
+    """Accumulates seconds per named phase until :meth:`pop` returns and clears them.
 
-    def __init__(self):
+    ``synchronize`` (e.g. ``torch.cuda.synchronize``) runs before each clock read, so that asynchronous device
+    work queued inside a phase is counted in that phase."""
+
+    def __init__(self, synchronize: Callable[[], None] | None = None):
         self._seconds: dict[str, float] = defaultdict(float)
+        self._synchronize = synchronize or (lambda: None)
 
     @contextlib.contextmanager
     def phase(self, name: str):
+        self._synchronize()
         start = time.perf_counter()
         try:
             yield
         finally:
+            self._synchronize()
             self._seconds[name] += time.perf_counter() - start
 
     def add(self, name: str, seconds: float) -> None:
@@ -35,6 +42,10 @@ class PhaseTimer:
 WALL_PHASES = ("weight_sync", "rollout", "actor_training", "checkpoint")
 #: busy time summed over the workers of a group during ``rollout`` (a worker group is idle the rest of it)
 BUSY_PHASES = {"env_step": "env workers stepping", "rollout_inference": "rollout workers inferring"}
+#: actor rank 0's split of ``actor_training``
+ACTOR_PHASES = ("actor_forward", "actor_backward", "actor_optimizer")
+#: worker group → (its busy-time keys, whether they are summed over the group's workers: the actor's are rank 0's)
+GROUP_BUSY = {"env": (("env_step",), True), "rollout": (("rollout_inference",), True), "actor": (ACTOR_PHASES, False)}
 
 
 def accumulate(totals: dict[str, float], metrics: dict[str, float]) -> None:
@@ -44,9 +55,11 @@ def accumulate(totals: dict[str, float], metrics: dict[str, float]) -> None:
             totals[key[5:]] = totals.get(key[5:], 0.0) + float(value)
 
 
-def phase_table(totals: dict[str, float], steps: int) -> str:
+def phase_table(totals: dict[str, float], steps: int, workers: Mapping[str, int] | None = None) -> str:
     """Where the time of ``steps`` global steps went: each driver phase's seconds and share of the step wall time
-    (``other``: what no phase covers), then each worker group's busy time as a share of the rollout phase."""
+    (``other``: what no phase covers), each worker group's busy time as a share of the rollout phase, actor rank
+    0's forward / backward / optimizer split, and with ``workers`` ({group: number of workers}) the share of the
+    wall time a worker of each group was busy (the rest it waited)."""
     wall = totals.get("step", 0.0)
     if steps <= 0 or wall <= 0:
         return "no global step was timed"
@@ -64,4 +77,16 @@ def phase_table(totals: dict[str, float], steps: int) -> str:
         if key in totals and rollout > 0:
             lines.append(f"  {words}: {totals[key]:.1f} s, {totals[key] / rollout:.0%} of the rollout phase "
                          "(summed over the group's workers)")  # fmt: skip
+    if all(key in totals for key in ACTOR_PHASES):
+        forward, backward, step = (totals[key] for key in ACTOR_PHASES)
+        rest = max(totals.get("actor_training", 0.0) - forward - backward - step, 0.0)
+        lines.append(f"  actor rank 0: forward {forward:.1f} s, backward {backward:.1f} s, optimizer {step:.1f} s; "
+                     f"the rest of actor_training {rest:.1f} s (batch preparation, averaging, transfers)")  # fmt: skip
+    if workers:
+        shares = []
+        for group, (keys, summed) in GROUP_BUSY.items():
+            if any(k in totals for k in keys):
+                per_worker = sum(totals.get(k, 0.0) for k in keys) / (max(workers.get(group, 1), 1) if summed else 1)
+                shares.append(f"{group} {per_worker / wall:.0%}")
+        lines.append(f"  busy share of the wall time per worker: {', '.join(shares)} (the rest is waiting)")
     return "\n".join(lines)

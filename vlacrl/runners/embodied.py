@@ -182,6 +182,10 @@ class EmbodiedRunner:
         """The CRL method's end-of-task work on the actor ranks (e.g. EWC's Fisher); rank 0's record."""
         return self._get([a.finish_task.remote(str(self.log_path)) for a in self.groups.actors])[0]
 
+    def worker_counts(self) -> dict[str, int]:
+        """Workers per group (for the phase table's busy shares)."""
+        return {"env": len(self.groups.envs), "rollout": len(self.groups.rollouts), "actor": len(self.groups.actors)}
+
     def train_one_step(self) -> dict[str, float]:
         batches = self.generate_rollouts()
         is_last = self.global_step == self.max_steps - 1

@@ -38,7 +38,7 @@ def run_training(cfg: DictConfig) -> TrainResult:
         record = runner.finish_task()
         log_path = runner.log_path
         step = runner.global_step
-        phases = phase_table(runner.time_totals, runner.steps_timed)
+        phases = phase_table(runner.time_totals, runner.steps_timed, runner.worker_counts())
     logger.info("%s", phases)
     return TrainResult(log_path, step, checkpoint.latest_checkpoint(log_path), metrics, record or {}, phases)
 

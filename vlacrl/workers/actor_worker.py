@@ -30,6 +30,7 @@ from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
 from vlacrl.metrics.memory import rss_mb
+from vlacrl.metrics.timers import PhaseTimer
 from vlacrl.models.families import family_of
 from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
@@ -70,6 +71,7 @@ class ActorWorker:
     def __init__(self, cfg: Mapping[str, Any], rank: int, world_size: int, use_gpu: bool = False):
         self.cfg, self.rank, self.world_size, self.use_gpu = cfg, rank, world_size, use_gpu
         self.device = worker_device(use_gpu)
+        self.timer = PhaseTimer(self._synchronize)  # time/actor_forward, _backward, _optimizer of this rank
         self.algo = AlgorithmConfig.from_mapping(cfg["algorithm"])
         self.require_values = bool(cfg["algorithm"].get("require_values", False))
         sampling = cfg["algorithm"]["sampling_params"]
@@ -161,6 +163,15 @@ class ActorWorker:
         return rl_out, replay_out
 
     def _micro_loss(self, micro: dict[str, torch.Tensor], accumulation: int, is_last_step: bool) -> dict[str, float]:
+        with self.timer.phase("actor_forward"):
+            loss, metrics = self._micro_forward(micro)
+        with self.timer.phase("actor_backward"):
+            (loss / accumulation).backward()
+            self.method.after_backward(self.model, is_last_step)
+        return metrics
+
+    def _micro_forward(self, micro: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The micro-batch's total loss (RL loss + the method's extra terms) and its metrics."""
         model_cfg = self.cfg["actor"]["model"]
         out, replay = self._forward(micro)
         out = {**out, **{k: micro[k].to(self.device) for k in self.method.batch_keys if k in micro}}
@@ -188,9 +199,7 @@ class ActorWorker:
             metrics[f"{name}/loss"] = float(term.detach())
         metrics["total/loss"] = float(total.detach())
         metrics.update(self.method.pop_metrics())
-        (total / accumulation).backward()
-        self.method.after_backward(self.model, is_last_step)
-        return metrics
+        return total, metrics
 
     @annotated
     def train_step(self, batch: dict[str, torch.Tensor], is_last_step: bool = False) -> dict[str, float]:
@@ -211,8 +220,9 @@ class ActorWorker:
             self.optimizer.zero_grad(set_to_none=True)
             for micro in iter_microbatches(mini, schedule):
                 per_micro.append(self._micro_loss(micro, schedule.num_microbatches, is_last_step))
-            grad_norms.append(self._clip_and_step())
-            self.method.after_optimizer_step(self.model, is_last_step)
+            with self.timer.phase("actor_optimizer"):
+                grad_norms.append(self._clip_and_step())
+                self.method.after_optimizer_step(self.model, is_last_step)
             if self.method.stop_update():
                 break
         self.global_step += 1
@@ -221,8 +231,14 @@ class ActorWorker:
         metrics["train/actor/lr"] = float(self.optimizer.param_groups[0]["lr"])
         metrics.update(rollout_stats)
         metrics = self._average_across_ranks(metrics)
+        metrics.update(self.timer.pop())
         metrics["time/actor_training"] = time.perf_counter() - start
         return metrics
+
+    def _synchronize(self) -> None:
+        """Wait for queued GPU work, so that a phase's time is its own (a no-op on CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     @annotated
     def finish_task(self, out_dir: str) -> dict[str, Any]:
