@@ -96,34 +96,6 @@ class OpenVLAPolicy(OpenVLAOFTPolicy):
         """Last-layer (post-norm) hidden states of the prefix [B, S₀, H]."""
         return self._hidden(*self.build_prefix(input_ids, attention_mask, pixel_values))
 
-    def action_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
-        action_tokens: torch.Tensor,
-        *,
-        temperature: float = 1.6,
-        top_k: int | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """``logprobs``/``entropy`` [B, D] of ``action_tokens`` under the masked tempered conditionals,
-        ``raw_logits`` [B, D, V], ``processed_logits`` [B, D, 256] and ``values`` when a value head exists."""
-        out = self(input_ids, attention_mask, pixel_values, action_tokens)
-        tokens = action_tokens.reshape(action_tokens.shape[0], -1)
-        vocab = self.config.tokenizer_vocab_size
-        logprobs, entropy = sampling.token_logprobs_and_entropy(
-            out.logits, tokens, self.token_begin, vocab, temperature=temperature, top_k=top_k
-        )
-        result = {
-            "logprobs": logprobs,
-            "entropy": entropy,
-            "raw_logits": out.logits,
-            "processed_logits": out.logits[..., self.token_begin : vocab],
-        }
-        if out.values is not None:
-            result["values"] = out.values
-        return result
-
     # ------------------------------------------------------------------ rollout view
     @torch.no_grad()
     def predict_action_batch(

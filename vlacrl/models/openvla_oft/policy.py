@@ -228,10 +228,11 @@ class OpenVLAOFTPolicy(nn.Module):
         temperature: float = 1.6,
         top_k: int | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Training forward: ``logprobs``/``entropy`` [B, 56] of ``action_tokens`` ([B, 56] or [B, C, D]) under the
-        masked tempered distribution, ``raw_logits`` [B, 56, V], ``processed_logits`` [B, 56, 256] (untempered
-        action-id slice, for replay losses) and ``values`` when a value head exists."""
-        out = self(input_ids, attention_mask, pixel_values)
+        """Training forward: ``logprobs``/``entropy`` [B, N] of ``action_tokens`` ([B, N] or [B, C, D], N = C·D:
+        56 here, 7 for the causal family, which teacher-forces them) under the masked tempered distribution,
+        ``raw_logits`` [B, N, V], ``processed_logits`` [B, N, 256] (untempered action-id slice, for replay losses)
+        and ``values`` when a value head exists."""
+        out = self(input_ids, attention_mask, pixel_values, action_tokens)
         tokens = action_tokens.reshape(action_tokens.shape[0], -1)
         vocab = self.config.tokenizer_vocab_size
         logprobs, entropy = sampling.token_logprobs_and_entropy(
