@@ -5,7 +5,7 @@ from vlacrl.envs.sim_pool import default_num_processes, split_envs
 
 
 def test_process_count_is_capped_by_memory():
-    assert default_num_processes(64, MEMORY_PER_SIM_GB, available_gb=24.0) == int(0.8 * 24.0 / MEMORY_PER_SIM_GB)  # 8
+    assert default_num_processes(64, MEMORY_PER_SIM_GB, available_gb=24.0) == int(0.8 * 24.0 / MEMORY_PER_SIM_GB)  # 9
     assert default_num_processes(2, MEMORY_PER_SIM_GB, available_gb=24.0) == 2
     assert default_num_processes(8, MEMORY_PER_SIM_GB, available_gb=1.0) == 1
 

@@ -2,6 +2,7 @@
 
 import os
 import signal
+from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
@@ -34,6 +35,8 @@ def test_subprocess_envs_match_serial_envs_and_write_a_video(tmp_path):
     with LiberoVectorEnv(_config(num_processes=2, video=video)) as parallel:
         pids = list(parallel.pool.pids)
         first_p, steps_p = _rollout(parallel, chunks)
+        for pid in pids:  # sims get task specs and init states from here, so never import torch (~500 MB each)
+            assert "libtorch" not in Path(f"/proc/{pid}/maps").read_text()
         parallel.finish_epoch(video_name="epoch0")
         # Reconfigure env 0 to task 1 (trial 3) without restarting its process.
         obs = parallel.reset(np.array([0]), np.array([50 + 3]))

@@ -39,9 +39,16 @@ class SimConfig:
     gate_rendering: bool = True  # False: render every camera at every step (stock behaviour)
     extra_env_kwargs: dict = field(default_factory=dict)
     perturbations: tuple = ()  # per task id: a perturbations.ScenePerturbation (robustness suites); () = none
+    tasks: tuple = ()  # per task id: a suites.TaskData from the parent; () = read LIBERO's benchmark here
 
     def perturbation(self, task_id: int) -> perturbations.ScenePerturbation | None:
         return self.perturbations[task_id] if task_id < len(self.perturbations) else None
+
+    def task_spec(self, task_id: int) -> suites.TaskSpec:
+        return self.tasks[task_id].spec if task_id < len(self.tasks) else suites.task_spec(self.suite, task_id)
+
+    def init_states(self, task_id: int) -> np.ndarray:
+        return self.tasks[task_id].init_states if task_id < len(self.tasks) else suites.init_states(self.suite, task_id)
 
 
 class LiberoSim:
@@ -61,7 +68,7 @@ class LiberoSim:
         if task_id == self.task_id and self._env is not None:
             return
         self.close()
-        spec = suites.task_spec(self.config.suite, task_id)
+        spec = self.config.task_spec(task_id)
         from libero.libero.envs import OffScreenRenderEnv  # after render setup
 
         cfg = self.config
@@ -124,7 +131,7 @@ class LiberoSim:
         """
         if task_id is not None:
             self.set_task(task_id)
-        states = suites.init_states(self.config.suite, self.task_id)
+        states = self.config.init_states(self.task_id)
         env = self._env
         env.seed(self.config.seed)
         self._set_render(False)

@@ -6,6 +6,7 @@ Before any sim starts the render backend is chosen and probed (:mod:`vlacrl.envs
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -24,7 +25,7 @@ from vlacrl.envs.simulator import Simulator
 
 logger = logging.getLogger(__name__)
 
-MEMORY_PER_SIM_GB = 2.3  # measured RSS of a process with one rendering LIBERO env (docs/libero.md)
+MEMORY_PER_SIM_GB = 2.0  # measured RSS of a process with one rendering LIBERO env, 1.97 GB (docs/libero.md)
 SIM_FACTORY = "vlacrl.envs.libero.sim:LiberoSim"
 
 
@@ -77,6 +78,7 @@ class LiberoSimulator(Simulator):
             from vlacrl.envs.libero.sim import LiberoSim  # after the render set-up
 
             return InProcessSimPool(sim_config, task_ids, LiberoSim, self.label)
+        sim_config = dataclasses.replace(sim_config, tasks=suites.suite_task_data(sim_config.suite))  # no torch there
         procs = num_processes or default_num_processes(len(task_ids), MEMORY_PER_SIM_GB)
         child_env = dict(changes)
         if procs > 1:

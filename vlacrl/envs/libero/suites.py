@@ -108,3 +108,17 @@ def init_states(suite: str, task_id: int) -> np.ndarray:
 
 def num_init_states(suite: str, task_id: int) -> int:
     return len(init_states(suite, task_id))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What a sim needs of one task: its spec and init states (sent to sim processes, so that they never import
+    LIBERO's benchmark module, which imports torch: ~500 MB per process, docs/libero.md)."""
+
+    spec: TaskSpec
+    init_states: np.ndarray
+
+
+def suite_task_data(suite: str) -> tuple[TaskData, ...]:
+    """Every task of ``suite``, index = task id (libero_90: ~3 MB of init states)."""
+    return tuple(TaskData(task_spec(suite, t), init_states(suite, t)) for t in range(num_tasks(suite)))
