@@ -31,7 +31,8 @@ INSTRUCTION = "pick up the black bowl between the plate and the ramekin and plac
 SUCCESSES = ((1, 4), (5, 9), (6, 13))
 LR = 1e-3
 CLIP = 0.05  # below the batch's gradient norm (about 0.11), so clipping by the global norm is active
-SKIPPED_METRICS = ("train/actor/policy_clipfrac", "time/actor_training")
+SKIPPED_METRICS = ("train/actor/policy_clipfrac", "time/actor_training", "time/actor_forward", "time/actor_backward",
+                   "time/actor_optimizer")  # fmt: skip
 
 
 def _config(model_dir: Path) -> dict:

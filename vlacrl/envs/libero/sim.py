@@ -21,6 +21,7 @@ import numpy as np
 
 from vlacrl.envs.libero import perturbations, suites
 from vlacrl.envs.libero.convert import ACTION_DIM, proprio_state, rotate_180
+from vlacrl.envs.libero.quiet import silence_import_notices
 from vlacrl.envs.simulator import ChunkOutcome
 
 DEFAULT_HORIZON = 1000  # robosuite's episode horizon in LIBERO (never reached: episodes are 512)
@@ -69,6 +70,7 @@ class LiberoSim:
             return
         self.close()
         spec = self.config.task_spec(task_id)
+        silence_import_notices()  # the sim process no longer reaches it through LIBERO's benchmark module
         from libero.libero.envs import OffScreenRenderEnv  # after render setup
 
         cfg = self.config
