@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.ray]
@@ -37,20 +36,11 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def replay_cache(tmp_path_factory, tiny):
+def replay_cache(tmp_path_factory, tiny, write_libero_demos):
     """A logit cache for tasks 0 and 1 built from LIBERO-format demo files (vlacrl-precompute-logits)."""
     from vlacrl.cli.precompute_logits import main as precompute
-    from vlacrl.data.libero_hdf5 import write_libero_demo_file
-    from vlacrl.envs.libero import suites
 
-    rng = np.random.default_rng(0)
-    demos = tmp_path_factory.mktemp("demos")
-    for task in (0, 1):
-        language = suites.task_spec("libero_spatial", task).language
-        actions = rng.uniform(-0.9, 0.9, (12, 7))
-        actions[:, -1] = 1.0
-        frames = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
-        write_libero_demo_file(demos / f"{language.replace(' ', '_')}_demo.hdf5", language, [(actions, frames)])
+    demos = write_libero_demos(tmp_path_factory.mktemp("demos"), 1)
     out = tmp_path_factory.mktemp("cache") / "libero_spatial_simplevla"
     assert precompute(["--model-dir", str(tiny), "--input", str(demos), "--output-dir", str(out)]) == 0
     return out

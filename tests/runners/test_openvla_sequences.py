@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.libero, pytest.mark.slow]
@@ -28,22 +27,10 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demos(tmp_path_factory):
+def demos(tmp_path_factory, write_libero_demos):
     """LIBERO-format demo files of tasks 0 and 1 (ER, DER and iRe-VLA replay them; DER computes the base logits
     online, ``crl.use_cached_logits=false``)."""
-    from vlacrl.data.libero_hdf5 import write_libero_demo_file
-    from vlacrl.envs.libero import suites
-
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("demos")
-    for task in (0, 1):
-        language = suites.task_spec("libero_spatial", task).language
-        actions = rng.uniform(-0.9, 0.9, (12, 7))
-        actions[:, -1] = 1.0
-        frames = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
-        episodes = [(actions, frames), (actions[::-1].copy(), frames[::-1].copy())]
-        write_libero_demo_file(out / f"{language.replace(' ', '_')}_demo.hdf5", language, episodes)
-    return out
+    return write_libero_demos(tmp_path_factory.mktemp("demos"), 2)
 
 
 METHODS = {  # method → extra overrides ({demos}: the demo folder)

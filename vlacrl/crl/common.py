@@ -44,6 +44,26 @@ def previous_adapter(stage_index: int, history: Sequence[StageRecord]) -> str:
     return str(record.adapter_dir)
 
 
+def earlier_task_ids(stage_index: int, history: Sequence[StageRecord]) -> list[int]:
+    """The task ids trained by the stages before ``stage_index``, sorted, each once (``crl.seen_task_ids``)."""
+    return sorted({int(t) for record in history[:stage_index] for t in record.task_ids})
+
+
+def demo_task_files(cfg: Mapping[str, Any], task_ids: Sequence[int] | None = None) -> list:
+    """The ``.hdf5`` demo files of ``crl.dataset_dir`` (default: :func:`vlacrl.data.default_replay_dir` of the
+    train suite): all of them, or with ``task_ids`` those of these tasks (``ReplayDataError`` when one has none)."""
+    from vlacrl.data import default_replay_dir, replay_files, select_task_files
+    from vlacrl.envs.registry import simulator_for
+
+    env = cfg["env"]["train"]
+    suite = str(env["task_suite_name"])
+    files = replay_files(nested_get(cfg, "crl.dataset_dir") or default_replay_dir(suite))
+    if task_ids is None:
+        return files
+    simulator = simulator_for(env)
+    return select_task_files(files, [simulator.task_language(suite, int(t)) for t in task_ids])
+
+
 def task_order(order: Any, task_ids: Sequence[int]) -> list[int]:
     """``order`` (a list of task ids) validated as a permutation of ``task_ids``; ``task_ids`` when None."""
     if order is None:

@@ -21,7 +21,14 @@ import torch
 
 from vlacrl.algorithms.replay_losses import der_loss, er_loss
 from vlacrl.crl.base import CRLMethod, StageRecord, start_from
-from vlacrl.crl.common import MethodConfigError, nested_get, previous_adapter, task_order
+from vlacrl.crl.common import (
+    MethodConfigError,
+    demo_task_files,
+    earlier_task_ids,
+    nested_get,
+    previous_adapter,
+    task_order,
+)
 from vlacrl.crl.registry import register
 from vlacrl.models.families import ActionVocabulary, family_of
 from vlacrl.models.inputs import PROMPT_INPUT_KEYS
@@ -70,37 +77,16 @@ class ExperienceReplay(CRLMethod):
 
     def train_overrides(self, stage_index: int, history: list[StageRecord]) -> dict[str, Any]:
         """Seq. FT chaining (stage k > 0 keeps training stage k − 1's adapter) + the earlier stages' task ids."""
-        seen = sorted({int(t) for record in history[:stage_index] for t in record.task_ids})
-        overrides: dict[str, Any] = {"crl.seen_task_ids": seen}
+        overrides: dict[str, Any] = {"crl.seen_task_ids": earlier_task_ids(stage_index, history)}
         if stage_index > 0:
             overrides.update(start_from(self.cfg, previous_adapter(stage_index, history)))
         return overrides
 
     # ------------------------------------------------------------------ actor side
-    def suite(self) -> str:
-        return str(self.cfg["env"]["train"]["task_suite_name"])
-
-    def dataset_dir(self):
-        """``crl.dataset_dir``, default :func:`vlacrl.data.default_replay_dir` of the train suite."""
-        from vlacrl.data import default_replay_dir
-
-        explicit = self.params.get("dataset_dir")
-        return explicit if explicit else default_replay_dir(self.suite())
-
     def task_files(self) -> list:
         """The replay files: all of the directory, or those of the earlier stages' tasks (``seen``)."""
-        from vlacrl.data import replay_files, select_task_files
-
-        files = replay_files(self.dataset_dir())
-        if self.replay_tasks == "all":
-            return files
-        seen = [int(t) for t in (self.params.get("seen_task_ids") or [])]
-        if not seen:
-            return []
-        from vlacrl.envs.registry import simulator_for
-
-        simulator = simulator_for(self.cfg["env"]["train"])
-        return select_task_files(files, [simulator.task_language(self.suite(), t) for t in seen])
+        seen = self.params.get("seen_task_ids") or []
+        return demo_task_files(self.cfg, None if self.replay_tasks == "all" else seen)
 
     def check_inputs(self) -> None:
         """The replay files index as the actor will read them (file metadata only): demos present, logits when

@@ -74,7 +74,7 @@ def supervised_finetune(
     for step in range(config.steps):
         batch = next(batches)
         inputs = (batch["input_ids"], batch["attention_mask"], batch["pixel_values"])
-        logits = policy.action_logprobs(*inputs, action_tokens=batch["action_tokens"])["raw_logits"]
+        logits = policy(*inputs, batch["action_tokens"]).logits  # OpenVLA teacher-forces the expert tokens
         loss, accuracy = action_token_cross_entropy(logits, batch["action_tokens"], token_begin=begin, vocab_size=vocab)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -26,7 +26,14 @@ from typing import Any, Iterator, Mapping
 import torch
 
 from vlacrl.crl.base import StageRecord
-from vlacrl.crl.common import MethodConfigError, nested_get, previous_adapter, unit_interval
+from vlacrl.crl.common import (
+    MethodConfigError,
+    demo_task_files,
+    earlier_task_ids,
+    nested_get,
+    previous_adapter,
+    unit_interval,
+)
 from vlacrl.crl.crl_vla import samples as S
 from vlacrl.crl.ire_vla.buffer import SuccessBuffer, success_from_rewards
 from vlacrl.crl.ire_vla.params import DEFAULT_STAGE1_PATTERNS, select, set_trainable, trainable_names
@@ -85,8 +92,7 @@ class IReVLA(SeqFT):
     def train_overrides(self, stage_index: int, history: list[StageRecord]) -> dict[str, Any]:
         """``runner.max_epochs`` = Stage-1 length (when set); stage k > 0 continues from stage k − 1's
         consolidated adapter (else its RL adapter) and loads its D_RL (``crl.previous_d_rl_dir``)."""
-        earlier = sorted({int(t) for record in history[:stage_index] for t in record.task_ids})
-        overrides: dict[str, Any] = {"crl.seen_task_ids": earlier}
+        overrides: dict[str, Any] = {"crl.seen_task_ids": earlier_task_ids(stage_index, history)}
         if self.stage1_steps is not None:
             overrides["runner.max_epochs"] = self.stage1_steps
         if stage_index > 0:
@@ -204,17 +210,11 @@ class IReVLA(SeqFT):
     def demo_files(self) -> list:
         """The expert-demo files: every ``.hdf5`` of ``crl.dataset_dir`` (default: ER's replay directory), or with
         ``crl.demo_tasks: trained`` those of the tasks trained so far (earlier stages' and this stage's)."""
-        from vlacrl.data import default_replay_dir, replay_files, select_task_files
-        from vlacrl.envs.registry import simulator_for
-
-        suite = str(self.cfg["env"]["train"]["task_suite_name"])
-        files = replay_files(self.params.get("dataset_dir") or default_replay_dir(suite))
         if self.demo_tasks == "all":
-            return files
+            return demo_task_files(self.cfg)
+        earlier = self.params.get("seen_task_ids") or []
         current = nested_get(self.cfg, "env.fixed_task_ids", None) or []
-        trained = sorted({int(t) for t in [*(self.params.get("seen_task_ids") or []), *current]})
-        simulator = simulator_for(self.cfg["env"]["train"])
-        return select_task_files(files, [simulator.task_language(suite, t) for t in trained])
+        return demo_task_files(self.cfg, sorted({int(t) for t in [*earlier, *current]}))
 
     def demo_batches(self, model: torch.nn.Module, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """Endless expert-demo batches of ``batch_size`` rows from :meth:`demo_files` (ER's replay format)."""

@@ -137,22 +137,22 @@ class _CachedSteps:
     """Decoding with a KV cache: the prefix once, then one position per generated token."""
 
     def __init__(self, policy: OpenVLAPolicy, embeds: torch.Tensor, mask: torch.Tensor):
-        self.policy, self.mask = policy, mask
-        self.cache = DynamicCache()
-        self.embeds = embeds
+        self.policy, self.embeds, self.mask = policy, embeds, mask
+        self.backbone = policy.language_model.model
+        self.cache_argument = {_cache_keyword(self.backbone): DynamicCache()}  # looked up once per call
 
     def _run(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        backbone = self.policy.language_model.model
-        out = backbone(
+        out = self.backbone(
             inputs_embeds=embeds, attention_mask=self.mask, position_ids=position_ids, use_cache=True,
-            **{_cache_keyword(backbone): self.cache},
+            **self.cache_argument,
         )  # fmt: skip
         return out.last_hidden_state[:, -1]
 
     def first(self) -> torch.Tensor:
         """Hidden state [B, H] at the prefix's last position."""
-        self.position = self.mask.cumsum(dim=1)[:, -1:] - 1
-        return self._run(self.embeds, self.mask.cumsum(dim=1) - 1)
+        positions = self.mask.cumsum(dim=1) - 1
+        self.position = positions[:, -1:]
+        return self._run(self.embeds, positions)
 
     def next(self, token: torch.Tensor) -> torch.Tensor:
         """Feed ``token`` [B, 1]; the hidden state [B, H] at its position."""
