@@ -40,8 +40,16 @@ def test_reference_config_sizes(model_dir):
         (["+actor.model.lora_path=/nonexistent/adapter"], "lora_path: /nonexistent/adapter is not a LoRA adapter"),
         (["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"], "no GPUs"),
         (
-            ["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:'4-7',rollout:'4-7'}"],
-            "env, rollout and actor need the same number of workers",
+            ["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:'4-5',rollout:'4-7'}"],
+            "2 env workers cannot be shared evenly by 4 rollout workers",
+        ),
+        (
+            [
+                "~cluster.component_placement",
+                "+cluster.component_placement={actor:'0-7',env:'cpu:2',rollout:'cpu:2'}",
+                "algorithm.num_group_envs=4",
+            ],
+            "num_group_envs \\(4\\) must be divisible by the actor world size \\(8\\): each actor rank trains on whole",
         ),
         (["crl.method=bogus"], "unknown crl.method 'bogus'; choose one of"),
         (["crl.tasks=12"], "crl.tasks: task id\\(s\\) \\[12\\] out of range for libero_spatial"),
@@ -87,8 +95,10 @@ def test_placement_forms():
         resolve_placement({"actor,env,rollout": "2-4"}, num_gpus=4)
     with pytest.raises(PlacementError, match="unknown component 'critic'"):
         resolve_placement({"actor,env,rollout,critic": "all"}, num_gpus=1)
-    with pytest.raises(PlacementError, match="env, rollout and actor need the same number of workers"):
-        resolve_placement({"actor": "all", "rollout": "cpu:1", "env": "cpu:2"}, num_gpus=0)
+    decoupled = resolve_placement({"actor": "cpu:1", "rollout": "cpu:2", "env": "cpu:4"}, num_gpus=0)
+    assert [decoupled[c].world_size for c in ("env", "rollout", "actor")] == [4, 2, 1]
+    with pytest.raises(PlacementError, match="2 env workers cannot be shared evenly by 4 rollout workers"):
+        resolve_placement({"actor": "all", "rollout": "cpu:4", "env": "cpu:2"}, num_gpus=0)
 
 
 CNN = "crl_experiment/libero_spatial_grpo_simple_cnn"

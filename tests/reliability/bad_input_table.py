@@ -148,6 +148,11 @@ CASES: tuple[Case, ...] = (
     case("gpu_without_gpus", "GPU placement without GPUs", TRAIN,
          ["~cluster.component_placement", "+cluster.component_placement={actor:'0-1',env:all,rollout:all}"],
          "actor is placed on GPUs 0-1 but this machine has no GPUs"),
+    case("rollouts_exceed_envs", "more rollout workers than env workers can share", TRAIN,
+         ["~cluster.component_placement", "+cluster.component_placement={actor:'cpu:1',env:'cpu:1',rollout:'cpu:2'}"],
+         "1 env workers cannot be shared evenly by 2 rollout workers"),
+    case("node_resources_component", "node resources for an unknown component", TRAIN,
+         ["cluster.node_resources={critic:sim}"], "cluster.node_resources: unknown component 'critic'"),
     # --- model directories and adapters
     case("missing_model_dir", "missing model dir", TRAIN, ["actor.checkpoint_load_path={d}/none",
                                                            "actor.create_tiny_checkpoint=false"],

@@ -3,6 +3,7 @@
 from vlacrl.algorithms.grpo import compute_grpo_advantages, group_normalize, grpo_policy_loss, trajectory_scores
 from vlacrl.algorithms.layout import (
     UpdateSchedule,
+    concat_env_ranges,
     flatten_and_shuffle,
     iter_microbatches,
     iter_minibatches,
@@ -10,6 +11,7 @@ from vlacrl.algorithms.layout import (
     rollout_batch_to_actor_layout,
     rollout_to_actor_layout,
     shape_loss_inputs,
+    slice_env_range,
 )
 from vlacrl.algorithms.masks import apply_group_filter, compute_loss_mask
 from vlacrl.algorithms.metrics import mean_metrics, rollout_metrics
@@ -38,6 +40,7 @@ __all__ = [
     "compute_gae_advantages",
     "compute_grpo_advantages",
     "compute_loss_mask",
+    "concat_env_ranges",
     "flatten_and_shuffle",
     "get_advantage_fn",
     "get_loss_fn",
@@ -54,5 +57,6 @@ __all__ = [
     "rollout_to_actor_layout",
     "rollout_metrics",
     "shape_loss_inputs",
+    "slice_env_range",
     "trajectory_scores",
 ]

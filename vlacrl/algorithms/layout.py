@@ -52,6 +52,56 @@ def rollout_batch_to_actor_layout(batch: Mapping[str, torch.Tensor], rollout_epo
     }
 
 
+def _num_envs(batch: Mapping[str, torch.Tensor]) -> int:
+    """Envs ``b`` of a rollout-layout batch (axis 1 of its step tensors)."""
+    for key, value in batch.items():
+        if not key.startswith(ENV_INFO_PREFIX):
+            return int(value.shape[1])
+    raise ValueError("a rollout batch without step tensors has no env axis")
+
+
+def _env_info_by_env(value: torch.Tensor, num_envs: int) -> torch.Tensor:
+    """``env_info/*`` ``[E·b]`` (epoch-major) → ``[E, b]``."""
+    if value.shape[0] % num_envs:
+        raise ValueError(f"env_info of length {value.shape[0]} does not hold whole epochs of {num_envs} envs")
+    return value.reshape(value.shape[0] // num_envs, num_envs, *value.shape[1:])
+
+
+def concat_env_ranges(parts: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rollout-layout batches of consecutive env ranges → one batch over their union, env order kept.
+
+    Step tensors ``[E·X, b_i, …]`` are concatenated along the env axis (1); ``env_info/*`` ``[E·b_i]`` per epoch,
+    so that the result is what one worker holding all the envs would have sent (``[E·Σb_i]``, epoch-major).
+    """
+    if len(parts) == 1:
+        return dict(parts[0])
+    sizes = [_num_envs(part) for part in parts]
+    out = {}
+    for key in parts[0]:
+        if key.startswith(ENV_INFO_PREFIX):
+            joined = torch.cat([_env_info_by_env(p[key], b) for p, b in zip(parts, sizes)], dim=1)
+            out[key] = joined.reshape(-1, *joined.shape[2:])
+        else:
+            out[key] = torch.cat([part[key] for part in parts], dim=1)
+    return out
+
+
+def slice_env_range(batch: Mapping[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
+    """Envs ``[start, stop)`` of a rollout-layout batch (step tensors on axis 1, ``env_info/*`` per epoch)."""
+    num_envs = _num_envs(batch)
+    if not 0 <= start < stop <= num_envs:
+        raise ValueError(f"env range [{start}, {stop}) outside the batch's {num_envs} envs")
+    if (start, stop) == (0, num_envs):
+        return dict(batch)
+    out = {}
+    for key, value in batch.items():
+        if key.startswith(ENV_INFO_PREFIX):
+            out[key] = _env_info_by_env(value, num_envs)[:, start:stop].reshape(-1, *value.shape[1:])
+        else:
+            out[key] = value[:, start:stop]
+    return out
+
+
 def to_chunk_level(rewards: torch.Tensor, dones: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``reward_type: chunk_level``: rewards ``[N, M, C]`` → summed ``[N, M, 1]``; dones ``[N+1, M, C]`` → last
     sub-step ``[N+1, M, 1]``."""

@@ -26,7 +26,7 @@ from vlacrl.config.key_types import COUNT, check_key_types
 from vlacrl.config.reference_flags import check_reference_flags
 from vlacrl.config.tasks import parse_task_range
 from vlacrl.config.tiny_checkpoint import missing_checkpoint_hint, tiny_checkpoint_pending
-from vlacrl.distributed.placement import ComponentPlacement, PlacementError, resolve_placement
+from vlacrl.distributed.placement import COMPONENTS, ComponentPlacement, PlacementError, resolve_placement
 from vlacrl.envs.errors import EnvConfigError
 from vlacrl.envs.registry import get_simulator, simulator_name
 from vlacrl.paths import output_dir_problem
@@ -101,6 +101,11 @@ def check_sizes(cfg: DictConfig, placement) -> ValidatedSizes:
         raise ConfigError(
             f"rollout.pipeline_stage_num ({stages}) must split each env worker's {groups // env_ws} GRPO group(s) "
             "evenly (a group never spans two stages)"
+        )
+    if groups % actor_ws:
+        raise ConfigError(
+            f"algorithm.num_group_envs ({groups}) must be divisible by the actor world size ({actor_ws}): each "
+            "actor rank trains on whole GRPO groups"
         )
     eval_envs = _require_int(cfg, "env.eval.num_envs")
     if eval_envs % env_ws:
@@ -284,6 +289,19 @@ def check_simulators(cfg: DictConfig, placement) -> None:
 
 #: Run in this order after check_env and check_sizes: the method's keys before any model file is opened, its own
 #: files after; the simulator checks (LIBERO: a subprocess) last.
+def check_node_resources(cfg: DictConfig) -> None:
+    """``cluster.node_resources`` maps known components to resource names (whether a node offers them is checked
+    once Ray runs: ``vlacrl.distributed.cluster.check_node_resources``)."""
+    pinned = _get(cfg, "cluster.node_resources") or {}
+    if not isinstance(pinned, (dict, DictConfig)):
+        raise ConfigError(f"cluster.node_resources must be a mapping component -> Ray resource name, got {pinned!r}")
+    for component, resource in pinned.items():
+        if component not in COMPONENTS:
+            raise ConfigError(f"cluster.node_resources: unknown component {component!r}; components: {COMPONENTS}")
+        if not isinstance(resource, str) or not resource:
+            raise ConfigError(f"cluster.node_resources.{component} must be a Ray resource name, got {resource!r}")
+
+
 CHECKS: tuple[Callable, ...] = (check_method_config, check_paths, check_method, check_runner, check_simulators)
 
 
@@ -297,6 +315,7 @@ def validate_config(cfg: DictConfig, num_gpus: int) -> ValidatedSizes:
         )
     except PlacementError as exc:
         raise ConfigError(f"cluster.component_placement: {exc}") from None
+    check_node_resources(cfg)
     check_env(cfg, placement)
     sizes = check_sizes(cfg, placement)
     for check in CHECKS:

@@ -7,6 +7,9 @@
   component placed on GPU ``g`` share bundle ``g`` with fractional GPU shares, so colocated actor,
   rollout and env workers of one GPU land together. Without GPUs, each CPU worker gets a small CPU
   share in a bundle of its own, so a 2-core machine can host all of them.
+* ``cluster.node_resources`` pins a component to the nodes that offer a custom Ray resource (``{env: sim}`` with
+  ``ray start --resources='{"sim": 100}'`` on the CPU-only simulation nodes): each of its workers asks for
+  ``CPU_SHARE`` of that resource in its bundle. A name no node offers is one :class:`ClusterError` line.
 * Waiting for a placement group is bounded (``cluster.placement_timeout_s``); on time-out the error
   lists what the cluster has and what was asked.
 """
@@ -78,15 +81,42 @@ def cluster_gpus() -> int:
     return int(ray.cluster_resources().get("GPU", 0))
 
 
-def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) -> dict[str, list[WorkerSlot]]:
-    """Create the placement group(s) and return one :class:`WorkerSlot` per worker of each component."""
+def check_node_resources(node_resources: dict[str, str], cluster_resources: dict[str, float]) -> None:
+    """Every resource named in ``cluster.node_resources`` is offered by some node of the cluster."""
+    own = sorted(k for k in cluster_resources if k not in ("CPU", "GPU", "memory", "object_store_memory")
+                 and not k.startswith(("node:", "accelerator_type:")))  # fmt: skip
+    for component, resource in node_resources.items():
+        if resource not in cluster_resources:
+            raise ClusterError(
+                f"cluster.node_resources.{component}: no Ray node offers the resource {resource!r} (custom resources "
+                f"of this cluster: {own or 'none'}); start the nodes for {component} with "
+                f"`ray start --address=<head> --resources='{{\"{resource}\": 100}}'`"
+            )
+
+
+def reserve(
+    placement: dict[str, ComponentPlacement], timeout_s: float = 300.0, node_resources: dict[str, str] | None = None
+) -> dict[str, list[WorkerSlot]]:
+    """Create the placement group(s) and return one :class:`WorkerSlot` per worker of each component.
+
+    ``node_resources``: component → custom Ray resource its workers need (``cluster.node_resources``)."""
     import ray
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+    node_resources = dict(node_resources or {})
+    check_node_resources(node_resources, ray.cluster_resources())
+    pinned = {c: {node_resources[c]: CPU_SHARE} for c in placement if c in node_resources}
     gpu_ids = sorted({g for p in placement.values() if p.uses_gpu for g in p.gpu_ids})
     cpu_workers = [(c, r) for c, p in placement.items() if not p.uses_gpu for r in range(p.world_size)]
-    bundles = [{"GPU": 1.0, "CPU": CPU_SHARE * 3} for _ in gpu_ids] + [{"CPU": CPU_SHARE} for _ in cpu_workers]
+    bundles = [{"GPU": 1.0, "CPU": CPU_SHARE * 3} for _ in gpu_ids] + [
+        {"CPU": CPU_SHARE, **pinned.get(c, {})} for c, _ in cpu_workers
+    ]
+    for name, comp in placement.items():  # a GPU bundle holds the custom resources of every component on it
+        for gpu in comp.gpu_ids or ():
+            for key, amount in pinned.get(name, {}).items():
+                bundle = bundles[gpu_ids.index(gpu)]
+                bundle[key] = bundle.get(key, 0.0) + amount
     group = placement_group(bundles, strategy="PACK")
     ready, _ = ray.wait([group.ready()], timeout=timeout_s)
     if not ready:
@@ -107,6 +137,8 @@ def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) 
                 )
             else:
                 index, resources = bundle_of_cpu[(name, rank)], {"num_gpus": 0, "num_cpus": CPU_SHARE}
+            if name in pinned:
+                resources["resources"] = dict(pinned[name])
             strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
             slots[name].append(WorkerSlot(name, rank, {"scheduling_strategy": strategy, **resources}))
     slots["eval_env"] = [eval_slot(s) for s in slots["env"]]
@@ -116,5 +148,6 @@ def reserve(placement: dict[str, ComponentPlacement], timeout_s: float = 300.0) 
 def eval_slot(env_slot: WorkerSlot) -> WorkerSlot:
     """The evaluation env worker of an env rank: same bundle, its own GPU share, no CPU share."""
     options = dict(env_slot.ray_options, num_cpus=0)
+    options.pop("resources", None)  # the training env worker holds the bundle's share of a pinned resource
     options["num_gpus"] = GPU_SHARE["eval_env"] if env_slot.ray_options["num_gpus"] > 0 else 0
     return WorkerSlot("eval_env", env_slot.rank, options)

@@ -10,6 +10,10 @@ The config maps comma-separated component names to a placement, as in the refere
 
 Placements: ``all`` (every GPU; without GPUs, ``cpu_world_size`` CPU workers), a range ``a-b``, a
 list ``a,b,c`` of GPU ids, or ``cpu:N`` (N CPU workers, also on GPU machines).
+
+World sizes may differ between components (e.g. ``env: cpu:4``, ``rollout: cpu:2``, ``actor: cpu:1``): each
+rollout worker serves ``E / R`` env workers, and the actor ranks split the batch by env ranges
+(``vlacrl.distributed.resharding``).
 """
 
 from __future__ import annotations
@@ -90,7 +94,10 @@ def resolve_placement(
     missing = [c for c in COMPONENTS if c not in result]
     if missing:
         raise PlacementError(f"component_placement does not place {missing}")
-    sizes = {c: result[c].world_size for c in ("env", "rollout", "actor")}
-    if len(set(sizes.values())) > 1:  # env rank r feeds rollout rank r, whose batch trains actor rank r
-        raise PlacementError(f"env, rollout and actor need the same number of workers (ranks are paired), got {sizes}")
+    env_ws, rollout_ws = result["env"].world_size, result["rollout"].world_size
+    if env_ws % rollout_ws:  # rollout worker r serves env workers r·E/R … (r+1)·E/R - 1 (resharding.py)
+        raise PlacementError(
+            f"{env_ws} env workers cannot be shared evenly by {rollout_ws} rollout workers "
+            "(the env world size must be a multiple of the rollout world size)"
+        )
     return result

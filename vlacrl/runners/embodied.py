@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vlacrl.distributed.resharding import actor_shards, rollout_rank_of_env
 from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episode_records
 from vlacrl.metrics.loggers import MetricLogger
 from vlacrl.metrics.timers import PhaseTimer, accumulate
 from vlacrl.runners import checkpoint
-from vlacrl.runners.errors import WorkerDiedError, ray_get
+from vlacrl.runners.errors import NodeLostError, WorkerDiedError, ray_get
+from vlacrl.runners.nodes import node_lost
 from vlacrl.runners.workers import WorkerGroups, create_env_group, create_env_worker
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,13 @@ class EmbodiedRunner:
         self.env_worker_restarts = {"step": 0, "total": 0}
 
     def _get(self, refs):
-        """``ray.get``; a worker that died becomes one ``WorkerDiedError`` naming its role, rank and log."""
-        return ray_get(refs, self.groups)
+        """``ray.get``; a worker that died becomes one ``WorkerDiedError`` naming its role, rank and log, a lost node
+        one ``NodeLostError`` naming the node, its roles and the checkpoint to resume from."""
+        try:
+            return ray_get(refs, self.groups)
+        except NodeLostError as exc:
+            where = f"at global step {self.global_step}"
+            raise node_lost(exc, self.groups.placement, where, checkpoint.latest_checkpoint(self.log_path)) from None
 
     # -- set-up -------------------------------------------------------------------------------------
     def init_workers(self, resume_dir: Path | None) -> None:
@@ -62,7 +69,7 @@ class EmbodiedRunner:
             self.global_step = step
             self.env_states = state["env_samplers"]
             self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, state["env_samplers"])])
-            self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, state.get("rollout_rng", []))])
+            self._set_rollout_rng(state.get("rollout_rng", {}))
             logger.info("resumed from %s at global step %d", resume_dir, self.global_step)
 
     def sync_weights(self) -> None:
@@ -72,15 +79,24 @@ class EmbodiedRunner:
             self._get([r.load_weights.remote(states[0]) for r in self.groups.rollouts])
 
     # -- rollouts -------------------------------------------------------------------------------------
+    def _rollout_of(self, env_rank: int):
+        """The rollout worker serving env worker ``env_rank`` (``resharding.rollout_rank_of_env``)."""
+        env_world = len(self.groups.slots["env"])  # training and evaluation env workers share the env ranks
+        return self.groups.rollouts[rollout_rank_of_env(env_rank, env_world, len(self.groups.rollouts))]
+
     def _run_epoch(self, envs: list, n_chunks: int, mode: str, video_name: str) -> list:
-        """One rollout epoch on every (rank, stage); returns the refs of the last env batches."""
+        """One rollout epoch on every (env rank, stage); returns the refs of the last env batches.
+
+        Env rank ``r``'s stage ``s`` is env shard ``r·S + s`` (S: training stages; evaluation has one stage)."""
         refs = {(r, s): env.start_epoch.remote(s) for r, env in enumerate(envs) for s in range(self._stages(mode))}
         for _ in range(n_chunks):
             for (r, s), ref in list(refs.items()):
-                actions = self.groups.rollouts[r].act.remote(s, ref, mode)
+                actions = self._rollout_of(r).act.remote(r * self.stages + s, ref, mode)
                 refs[(r, s)] = envs[r].step.remote(s, actions)
         if mode == "train":
-            self._get([self.groups.rollouts[r].observe_final.remote(s, ref) for (r, s), ref in refs.items()])
+            self._get(
+                [self._rollout_of(r).observe_final.remote(r * self.stages + s, ref) for (r, s), ref in refs.items()]
+            )
         self._get([envs[r].finish_epoch.remote(s, video_name) for (r, s) in refs])
         return list(refs.values())
 
@@ -94,7 +110,7 @@ class EmbodiedRunner:
         generator is put back to the step's start and the rollouts run again — the same batch as without the
         crash — at most ``runner.max_env_worker_restarts`` times per global step (then the error ends the run).
         """
-        rng = self._get([r.rng_state.remote() for r in self.groups.rollouts])
+        rng = self._rollout_rng()
         for attempt in range(self.max_env_worker_restarts + 1):
             try:
                 self._replace_dead_envs(rng)
@@ -117,7 +133,21 @@ class EmbodiedRunner:
                     self._run_epoch(self.groups.envs, int(algo["n_chunk_steps"]), "train", name)
             return [r.collect.remote() for r in self.groups.rollouts]
 
-    def _replace_dead_envs(self, rollout_rng: list) -> None:
+    def _rollout_rng(self) -> dict[str, list[int]]:
+        """Every env shard's sampling-generator state, merged over the rollout workers."""
+        merged: dict[str, list[int]] = {}
+        for states in self._get([r.rng_state.remote() for r in self.groups.rollouts]):
+            merged.update(states)
+        return merged
+
+    def _set_rollout_rng(self, states: dict[str, list[int]] | list) -> None:
+        """Restore :meth:`_rollout_rng` on every rollout worker (a pre-shard checkpoint's list: one per rank)."""
+        if isinstance(states, list):
+            self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, states)])
+        else:
+            self._get([r.set_rng_state.remote(states) for r in self.groups.rollouts])
+
+    def _replace_dead_envs(self, rollout_rng: dict[str, list[int]]) -> None:
         """New workers for the env ranks in ``dead_envs``; all env samplers and rollout generators back to the
         step's start, the rollouts' partial buffers dropped. Nothing to do while every env worker lives."""
         if not self.dead_envs:
@@ -136,7 +166,7 @@ class EmbodiedRunner:
         self.dead_envs.clear()
         if self.env_states is not None:
             self._get([e.load_sampler_states.remote(s) for e, s in zip(self.groups.envs, self.env_states)])
-        self._get([r.set_rng_state.remote(s) for r, s in zip(self.groups.rollouts, rollout_rng)])
+        self._set_rollout_rng(rollout_rng)
         self._get([r.discard.remote() for r in self.groups.rollouts])
 
     def _env_results(self, method: str) -> list[dict]:
@@ -190,7 +220,12 @@ class EmbodiedRunner:
         batches = self.generate_rollouts()
         is_last = self.global_step == self.max_steps - 1
         with self.timer.phase("actor_training"):
-            per_rank = self._get([a.train_step.remote(b, is_last) for a, b in zip(self.groups.actors, batches)])
+            per_rank = self._get([
+                actor.train_step.remote(
+                    *[batches[r] for r in shard.sources], env_range=(shard.start, shard.stop), is_last_step=is_last
+                )
+                for actor, shard in zip(self.groups.actors, self._actor_shards())
+            ])  # fmt: skip
         metrics = dict(per_rank[0])
         metrics.pop("time/actor_training", None)
         metrics.update(self._env_info_metrics())
@@ -204,6 +239,12 @@ class EmbodiedRunner:
                 metrics[f"time/{key}"] = metrics.get(f"time/{key}", 0.0) + value
         metrics.update(self._worker_health())
         return metrics
+
+    def _actor_shards(self) -> list:
+        """Which rollout batches, and which of their envs, each actor rank trains on (``resharding``)."""
+        algo = self.cfg["algorithm"]
+        num_envs = int(algo["num_group_envs"]) * int(algo["group_size"])
+        return actor_shards(num_envs, len(self.groups.rollouts), len(self.groups.actors), int(algo["group_size"]))
 
     def _worker_health(self) -> dict[str, float]:
         """``env/restarts*`` and the env workers' ``memory/*`` summed over env workers; the actor's and
@@ -247,8 +288,7 @@ class EmbodiedRunner:
             samplers = self.env_states  # taken right after the step's rollouts (no env call: one may have died)
             if samplers is None:
                 samplers = self._get([e.sampler_states.remote() for e in self.groups.envs])
-            rngs = self._get([r.rng_state.remote() for r in self.groups.rollouts])
-            return {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": rngs}
+            return {"global_step": self.global_step, "env_samplers": samplers, "rollout_rng": self._rollout_rng()}
 
         return checkpoint.save_atomic(self.log_path, self.global_step, write, trainer_state)
 

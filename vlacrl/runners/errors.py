@@ -3,6 +3,8 @@
 * :class:`WorkerDiedError`: a Ray worker process died (SIGKILL, the OOM killer, a native crash). The
   driver maps Ray's ``ActorDiedError`` (and the cascade of errors it causes in other workers' tasks)
   to the worker's role, rank, pid and log file with :func:`ray_get`.
+* :class:`NodeLostError`: a Ray node died (its raylet is gone: the machine failed, the node was removed); the
+  workers on it died with it. One line names the node and the roles it ran (``vlacrl.runners.nodes``).
 * :class:`CheckpointSaveError`: writing a checkpoint failed (e.g. no space left on device); the
   previous checkpoint is untouched (``vlacrl.runners.checkpoint.save_atomic``).
 
@@ -38,6 +40,20 @@ class WorkerDiedError(RunFailure):
         return (type(self), (self.role, self.rank, self.pid, self.log_file, self.detail))
 
 
+class NodeLostError(RunFailure):
+    """A Ray node was lost; ``roles`` lists what ran on it (``"env ranks 2-3"``), ``resume`` what to do next."""
+
+    def __init__(self, node_id: str, ip: str | None = None, roles: str = "", resume: str = ""):
+        where = f" ({ip})" if ip else ""
+        ran = f"; it ran {roles}" if roles else ""
+        after = f"; {resume}" if resume else ""
+        super().__init__(f"Ray node {node_id[:12]}{where} was lost{ran}{after}")
+        self.node_id, self.ip, self.roles, self.resume = node_id, ip, roles, resume
+
+    def __reduce__(self):
+        return (type(self), (self.node_id, self.ip, self.roles, self.resume))
+
+
 class CheckpointSaveError(RunFailure):
     """A checkpoint could not be written; names the reason and the previous (intact) checkpoint."""
 
@@ -64,7 +80,19 @@ def ray_get(refs: Any, groups: Any = None) -> Any:
         died = actor_death(exc)
         if died is None:
             raise
+        node_id = dead_node_id(str(died))
+        if node_id is not None:
+            raise NodeLostError(node_id) from None
         raise worker_died(died, groups) from None
+
+
+NODE_DIED = re.compile(r"its node has died\.\s*Node Id:\s*([0-9a-fA-F]+)")
+
+
+def dead_node_id(text: str) -> str | None:
+    """The node id in Ray's "The actor died because its node has died. Node Id: <hex>", else None."""
+    match = NODE_DIED.search(text)
+    return match.group(1) if match else None
 
 
 def actor_death(exc: BaseException):

@@ -93,10 +93,26 @@ def start_run(cfg: DictConfig, *, train: bool):
         groups = create_groups(
             resolved, sizes, train=train, timeout_s=float(resolved["cluster"]["placement_timeout_s"])
         )
+        locate_and_check(groups, log_path, train=train)
         yield resolved, groups, metric_logger, ckpt
     finally:
         metric_logger.close()
         _shutdown_ray()
+
+
+def locate_and_check(groups, log_path: Path, *, train: bool) -> None:
+    """Record which node runs which worker (``placement.json``); for training, check that every actor rank sees
+    the log directory (checkpoints)."""
+    from vlacrl.runners.errors import ray_get
+    from vlacrl.runners.nodes import check_shared_log_path, locate_workers, record_placement
+
+    def get(refs):
+        return ray_get(refs, groups)
+
+    groups.placement = locate_workers(groups, get)
+    record_placement(groups.placement, log_path)
+    if train:
+        check_shared_log_path(groups, groups.placement, log_path, get)
 
 
 def _shutdown_ray() -> None:

@@ -24,6 +24,7 @@ class WorkerGroups:
     envs: list = field(default_factory=list)
     eval_envs: list = field(default_factory=list)
     slots: dict[str, list[WorkerSlot]] = field(default_factory=dict)
+    placement: dict[str, dict] = field(default_factory=dict)  # node id → {"ip", "workers"} (runners.nodes)
 
     def all(self) -> list:
         return [*self.actors, *self.rollouts, *self.envs, *self.eval_envs]
@@ -67,7 +68,7 @@ def create_env_worker(cfg: dict[str, Any], slot: WorkerSlot, world: int, split: 
 
 def create_groups(cfg: dict[str, Any], sizes: ValidatedSizes, *, train: bool, timeout_s: float) -> WorkerGroups:
     """Reserve resources and start the workers (actors only when ``train``); returns their handles."""
-    slots = reserve(sizes.placement, timeout_s=timeout_s)
+    slots = reserve(sizes.placement, timeout_s=timeout_s, node_resources=cfg["cluster"].get("node_resources"))
     groups = WorkerGroups(slots=slots)
     if train:
         world = len(slots["actor"])

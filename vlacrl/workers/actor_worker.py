@@ -19,22 +19,24 @@ import torch.distributed as dist
 from vlacrl.algorithms import (
     AlgorithmConfig,
     compute_actor_loss,
+    concat_env_ranges,
     flatten_and_shuffle,
     iter_microbatches,
     iter_minibatches,
     make_update_schedule,
     mean_metrics,
     prepare_batch,
+    slice_env_range,
 )
 from vlacrl.crl.registry import build_method
 from vlacrl.distributed import torch_dist
 from vlacrl.distributed.optimizer_state import load_optimizer, save_optimizer
-from vlacrl.metrics.memory import rss_mb
 from vlacrl.metrics.timers import PhaseTimer
 from vlacrl.models.families import family_of
 from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 from vlacrl.workers.errors import annotated
+from vlacrl.workers.info import WorkerInfo
 from vlacrl.workers.policy_setup import build_policy, worker_device
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def build_optimizer(model: torch.nn.Module, optim_cfg: Mapping[str, Any], method
     return torch.optim.AdamW(groups)
 
 
-class ActorWorker:
+class ActorWorker(WorkerInfo):
     """One actor rank: FSDP2-sharded policy, AdamW, the RL update."""
 
     role = "actor"
@@ -82,11 +84,6 @@ class ActorWorker:
         self.global_step = 0
         self.method = build_method(cfg)
         self.family = family_of(cfg)
-
-    @annotated
-    def rss_mb(self) -> float:
-        """Resident memory of this worker process (MiB)."""
-        return rss_mb()
 
     @annotated
     def master_address(self) -> tuple[str, int]:
@@ -202,9 +199,19 @@ class ActorWorker:
         return total, metrics
 
     @annotated
-    def train_step(self, batch: dict[str, torch.Tensor], is_last_step: bool = False) -> dict[str, float]:
-        """One global step on this rank's rollout batch; returns metrics averaged over all actor ranks."""
+    def train_step(
+        self, *parts: dict[str, torch.Tensor], env_range: tuple[int, int] | None = None, is_last_step: bool = False
+    ) -> dict[str, float]:
+        """One global step on this rank's envs; returns metrics averaged over all actor ranks.
+
+        ``parts``: rollout batches of consecutive env ranges (rollout layout), concatenated along the env axis;
+        ``env_range``: the envs ``[start, stop)`` of that concatenation this rank trains on (None: all of them).
+        The driver plans both (``vlacrl.distributed.resharding.actor_shards``).
+        """
         start = time.perf_counter()
+        batch = concat_env_ranges(list(parts))
+        if env_range is not None:
+            batch = slice_env_range(batch, *env_range)
         batch, rollout_stats = prepare_batch(batch, self.algo, use_values=self.require_values)
         batch.update(self.method.observe_rollout(batch))
         generator = torch.Generator().manual_seed(int(self.cfg["actor"].get("seed", 0)) * 100003 + self.global_step)

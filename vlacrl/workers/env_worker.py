@@ -22,6 +22,7 @@ import numpy as np
 from vlacrl.envs.from_config import make_vector_env
 from vlacrl.metrics.memory import children_rss_mb, rss_mb
 from vlacrl.workers.errors import annotated
+from vlacrl.workers.info import WorkerInfo
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class EnvBatch:
     step_seconds: float
 
 
-class EnvWorker:
+class EnvWorker(WorkerInfo):
     """Owns ``stage_num`` :class:`~vlacrl.envs.vector_env.VectorEnv` sets of one env rank."""
 
     role = "env"

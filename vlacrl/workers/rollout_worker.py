@@ -1,8 +1,11 @@
 """RolloutWorker: a policy copy that samples action chunks and records the trajectory batch.
 
-Per rollout epoch and pipeline stage the driver calls ``act`` once per chunk step with the env batch,
-then ``observe_final`` with the epoch's last env batch. ``collect`` returns everything of the global
-step in the reference's rollout layout (docs/architecture.md), per stage concatenated along the env axis:
+Per rollout epoch and env shard (one pipeline stage of one env worker; a rollout worker may serve several env
+workers, ``vlacrl.distributed.resharding``) the driver calls ``act`` once per chunk step with the env batch, then
+``observe_final`` with the epoch's last env batch. Each shard samples with its own generator (seeded from
+``actor.seed`` and the shard's number), so the actions an env gets do not depend on which worker serves it.
+``collect`` returns everything of the global step in the reference's rollout layout (docs/architecture.md),
+the shards concatenated along the env axis in shard order:
 
     input_ids [E·N, b, L] int64, attention_mask [E·N, b, L] bool, pixel_values [E·N, b, 1, 6, 224, 224],
     action_tokens [E·N, b, C, D] int64, prev_logprobs [E·N, b, C·D], prev_values [E·(N+1), b, V],
@@ -19,17 +22,18 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from vlacrl.algorithms.layout import concat_env_ranges
 from vlacrl.crl.registry import build_method
-from vlacrl.metrics.memory import rss_mb
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.fixed_actions import FixedActionCycle
+from vlacrl.workers.info import WorkerInfo
 from vlacrl.workers.policy_setup import build_policy, build_processor, rollout_model_path, worker_device
 
 logger = logging.getLogger(__name__)
 
 
 class StageBuffer:
-    """Per-step tensors of one pipeline stage over the epochs of a global step."""
+    """Per-step tensors of one env shard (a pipeline stage of one env worker) over the epochs of a global step."""
 
     def __init__(self):
         self.steps: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -45,7 +49,7 @@ class StageBuffer:
         return out
 
 
-class RolloutWorker:
+class RolloutWorker(WorkerInfo):
     """Samples actions with the current policy weights; one per rollout rank."""
 
     role = "rollout"
@@ -65,8 +69,8 @@ class RolloutWorker:
         greedy = bool(sampling.get("use_greedy", False))  # use_greedy_eval: evaluation only (default: the same)
         self.greedy = {"train": greedy, "eval": bool(sampling.get("use_greedy_eval", greedy))}
         self.require_values = bool(cfg["algorithm"].get("require_values", False))
-        seed = int(cfg["actor"].get("seed", 0)) * 1000 + rank
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.seed = int(cfg["actor"].get("seed", 0))
+        self.generators: dict[int, torch.Generator] = {}  # per env shard, made on first use
         self.buffers: dict[int, StageBuffer] = defaultdict(StageBuffer)
         self.infer_seconds = 0.0
         self.env_info_means: dict[str, float] = {}
@@ -83,7 +87,13 @@ class RolloutWorker:
         return inputs
 
     @torch.no_grad()
-    def _predict(self, inputs: dict[str, torch.Tensor], mode: str):
+    def _generator(self, shard: int) -> torch.Generator:
+        """Env shard ``shard``'s sampling generator, seeded ``actor.seed · 1000 + shard`` on first use."""
+        if shard not in self.generators:
+            self.generators[shard] = torch.Generator(device=self.device).manual_seed(self.seed * 1000 + shard)
+        return self.generators[shard]
+
+    def _predict(self, inputs: dict[str, torch.Tensor], mode: str, shard: int):
         start = time.perf_counter()
         prediction = self.model.predict_action_batch(
             inputs["input_ids"],
@@ -92,7 +102,7 @@ class RolloutWorker:
             temperature=self.temperature[mode],
             top_k=self.top_k if self.top_k > 0 else None,
             greedy=self.greedy[mode],
-            generator=self.generator,
+            generator=self._generator(shard),
         )
         self.infer_seconds += time.perf_counter() - start
         return prediction
@@ -113,14 +123,15 @@ class RolloutWorker:
         buffer.add(dones=torch.tensor(env_batch.dones, dtype=torch.bool))
 
     @annotated
-    def act(self, stage: int, env_batch, mode: str = "train") -> np.ndarray:
-        """Actions [b, C, D] (env scale) for ``env_batch``; in ``train`` mode the step is recorded."""
+    def act(self, shard: int, env_batch, mode: str = "train") -> np.ndarray:
+        """Actions [b, C, D] (env scale) for ``env_batch`` of env shard ``shard``; in ``train`` mode the step is
+        recorded."""
         if self.fixed_actions is not None and mode == "eval":
             return self.fixed_actions.next(len(env_batch.obs["task_descriptions"]))
         inputs = self._inputs(env_batch)
-        prediction = self._predict(inputs, mode)
+        prediction = self._predict(inputs, mode, shard)
         if mode == "train":
-            buffer = self.buffers[stage]
+            buffer = self.buffers[shard]
             self._record_env(buffer, env_batch)
             values = self._values(inputs, prediction)
             buffer.add(
@@ -134,27 +145,23 @@ class RolloutWorker:
         return prediction.actions.float().cpu().numpy()
 
     @annotated
-    def observe_final(self, stage: int, env_batch) -> None:
-        """Record the epoch's last rewards/dones, a bootstrap value, and the episode metrics."""
-        buffer = self.buffers[stage]
+    def observe_final(self, shard: int, env_batch) -> None:
+        """Record the epoch's last rewards/dones, a bootstrap value, and the episode metrics of env shard ``shard``."""
+        buffer = self.buffers[shard]
         self._record_env(buffer, env_batch)
         values = torch.zeros(len(env_batch.dones), 1)
         if self.require_values:
             inputs = self._inputs(env_batch)
-            values = self._values(inputs, self._predict(inputs, "train"))
+            values = self._values(inputs, self._predict(inputs, "train", shard))
         buffer.add(prev_values=values)
         for key, value in (env_batch.episode or {}).items():
             buffer.env_info[key].append(np.asarray(value))
 
     @annotated
     def collect(self) -> dict[str, torch.Tensor]:
-        """The global step's batch (stages concatenated along the env axis); clears the buffers."""
-        stacked = [self.buffers[s].stacked() for s in sorted(self.buffers)]
+        """The global step's batch (shards concatenated along the env axis in shard order); clears the buffers."""
+        out = concat_env_ranges([self.buffers[s].stacked() for s in sorted(self.buffers)])
         self.buffers.clear()
-        out = {}
-        for key in stacked[0]:
-            axis = 0 if key.startswith("env_info/") else 1
-            out[key] = torch.cat([s[key] for s in stacked], dim=axis) if len(stacked) > 1 else stacked[0][key]
         self.env_info_means = {k: float(v.float().mean()) for k, v in out.items() if k.startswith("env_info/")}
         return out
 
@@ -182,18 +189,19 @@ class RolloutWorker:
         return len(state)
 
     @annotated
-    def rss_mb(self) -> float:
-        """Resident memory of this worker process (MiB)."""
-        return rss_mb()
+    def rng_state(self) -> dict[str, list[int]]:
+        """The sampling generators' states by env shard (``{"<shard>": bytes}``, for bit-exact resume)."""
+        return {str(shard): gen.get_state().tolist() for shard, gen in sorted(self.generators.items())}
 
     @annotated
-    def rng_state(self) -> list[int]:
-        """The sampling generator's state (for bit-exact resume)."""
-        return self.generator.get_state().tolist()
-
-    @annotated
-    def set_rng_state(self, state: list[int]) -> None:
-        self.generator.set_state(torch.tensor(state, dtype=torch.uint8))
+    def set_rng_state(self, states: dict[str, list[int]] | list[int]) -> None:
+        """Restore :meth:`rng_state` (of this worker or merged over all rollout workers); shards it does not
+        name start from their seed. A bare list (checkpoints from before per-shard generators) is shard ``rank``."""
+        if isinstance(states, list):
+            states = {str(self.rank): states}
+        self.generators = {}
+        for shard, state in states.items():
+            self._generator(int(shard)).set_state(torch.tensor(state, dtype=torch.uint8))
 
     @annotated
     def pop_timings(self) -> dict[str, float]:
