@@ -7,7 +7,11 @@ Env steps/s per process, all driven by the same 8-step action chunks from the sa
   (c) physics only: ``ControlEnv`` without a renderer (the upper limit),
   (d) ``LiberoVectorEnv`` with 2 envs in 1 process and in 2 processes (total env steps/s).
 
-Usage:  python benchmarks/env_throughput.py [--chunks 12] [--json out.json]
+Every configuration is measured ``--runs`` times (≥ 3), alternating within each round; the table gives medians and
+spreads, the load average before and after, and a ratio only where the medians differ by more than the spread
+(benchmarks/repeated.py).
+
+Usage:  python benchmarks/env_throughput.py [--chunks 12] [--runs 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -95,31 +99,44 @@ def bench_vector(chunks: np.ndarray, num_envs: int, num_processes: int) -> float
 
 
 def main() -> None:
+    from repeated import measure_alternating, ratio, report
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=12, help="timed chunks per config (+1 warm-up)")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs per configuration (>= 3)")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     from vlacrl.envs.libero.setup import ensure_libero_ready
 
     ensure_libero_ready()
     chunks = _chunks(args.chunks + 1)
-    rates = {
-        "a_stock_2cams_256_every_step": bench_stock(chunks, render=True),
-        "b_vlacrl_1cam_chunk_end": bench_ours(chunks),
-        "c_physics_only": bench_stock(chunks, render=False),
-        "d_vector_2envs_1proc_total": bench_vector(chunks, 2, 1),
-        "d_vector_2envs_2procs_total": bench_vector(chunks, 2, 2),
+    configs = {
+        "a_stock_2cams_256_every_step": lambda: bench_stock(chunks, render=True),
+        "b_vlacrl_1cam_chunk_end": lambda: bench_ours(chunks),
+        "c_physics_only": lambda: bench_stock(chunks, render=False),
+        "d_vector_2envs_1proc_total": lambda: bench_vector(chunks, 2, 1),
+        "d_vector_2envs_2procs_total": lambda: bench_vector(chunks, 2, 2),
     }
-    rates["ratio_b_over_a"] = rates["b_vlacrl_1cam_chunk_end"] / rates["a_stock_2cams_256_every_step"]
-    rates["ratio_b_over_c"] = rates["b_vlacrl_1cam_chunk_end"] / rates["c_physics_only"]
-    rates["machine"] = f"{platform.node()} {os.cpu_count()} cores, MUJOCO_GL={os.environ['MUJOCO_GL']}"
-    print("| measurement | env steps/s |")
-    print("|---|---|")
-    for key, value in rates.items():
-        print(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    measured = measure_alternating(configs, runs=args.runs)
+    results = measured["results"]
+    ratios = {
+        "b_over_a": ratio(results["b_vlacrl_1cam_chunk_end"], results["a_stock_2cams_256_every_step"]),
+        "b_over_c": ratio(results["b_vlacrl_1cam_chunk_end"], results["c_physics_only"]),
+        "d_2procs_over_1proc": ratio(results["d_vector_2envs_2procs_total"], results["d_vector_2envs_1proc_total"]),
+    }
+    machine = f"{platform.node()} {os.cpu_count()} cores, MUJOCO_GL={os.environ['MUJOCO_GL']}"
+    load = f"load average {measured['load_before']} -> {measured['load_after']}"
+    print(f"{machine}; {args.runs} alternating runs; {load}")
+    print("| measurement | env steps/s, median (spread) | runs |")
+    print("|---|---|---|")
+    for name, m in results.items():
+        print(f"| {name} | {m.median:.2f} ({m.spread:.2f}) | {', '.join(f'{v:.2f}' for v in m.values)} |")
+    for name, r in ratios.items():
+        shown = f"{r['ratio']:.2f}" if r["ratio"] else r["why"]
+        print(f"| ratio {name} | {shown} | |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rates, f, indent=2)
+            json.dump({**report(measured), "ratios": ratios, "machine": machine}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Both sides do the same env work: E epochs of (reset + N chunks of 8 steps) on th
 the envs with zero actions in a plain process; the Ray side is ``vlacrl-train`` with the tiny policy
 (env worker, rollout worker with real inference, FSDP2 actor), read from ``rollout/env_steps_per_s``
 of the last global step (the first one warms up). Reported ratio = Ray / standalone, for
-``rollout.pipeline_stage_num`` 1 and 2. The three configurations alternate, ``--runs`` rounds (≥ 3): medians,
+``rollout.pipeline_stage_num`` 1 and 2, with the last step's profile (``time/*``: driver phases, summed worker busy
+time, the coordination overhead and its share of the step; medians over the runs). The three configurations
+alternate, ``--runs`` rounds (≥ 3): medians,
 spreads, the load average before and after, and a ratio only where the difference exceeds the spread
 (benchmarks/repeated.py).
 
@@ -48,7 +50,15 @@ def standalone_rate(epochs: int, chunks: int) -> float:
         return epochs * chunks * CHUNK * NUM_ENVS / (time.perf_counter() - start)
 
 
-def ray_rate(epochs: int, chunks: int, steps: int, stages: int, log_dir: Path) -> float:
+#: the last global step's profile, as logged (vlacrl.metrics.timers)
+PROFILE_TAGS = ("time/step", "time/weight_sync", "time/rollout", "time/actor_training", "time/env_step",
+                "time/rollout_inference", "time/coordination_overhead", "time_share/coordination_overhead")  # fmt: skip
+
+
+def ray_rate(
+    epochs: int, chunks: int, steps: int, stages: int, log_dir: Path, *, profiles: list | None = None
+) -> float:
+    """``rollout/env_steps_per_s`` of the run's last global step; its profile is appended to ``profiles``."""
     samples = epochs * chunks * NUM_ENVS
     overrides = [
         f"runner.logger.log_path={log_dir}", f"runner.max_epochs={steps}", "runner.save_interval=-1",
@@ -65,7 +75,14 @@ def ray_rate(epochs: int, chunks: int, steps: int, stages: int, log_dir: Path) -
 
     acc = EventAccumulator(str(log_dir / "tensorboard"))
     acc.Reload()
+    if profiles is not None:
+        profiles.append({tag: float(acc.Scalars(tag)[-1].value) for tag in PROFILE_TAGS})
     return float(acc.Scalars("rollout/env_steps_per_s")[-1].value)
+
+
+def median_profile(profiles: list[dict]) -> dict[str, float]:
+    """Per tag, the median over the runs' profiles."""
+    return {tag: float(np.median([p[tag] for p in profiles])) for tag in PROFILE_TAGS}
 
 
 def main() -> None:
@@ -82,15 +99,17 @@ def main() -> None:
     ensure_libero_ready()
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**6))
+        profiles: dict[int, list] = {1: [], 2: []}
         configs = {"standalone_env_steps_per_s": lambda: standalone_rate(args.epochs, args.chunks)}
         for stages in (1, 2):
             configs[f"ray_loop_env_steps_per_s_stages{stages}"] = lambda s=stages: ray_rate(
-                args.epochs, args.chunks, args.steps, s, Path(tmp) / f"s{s}_{next(counter)}"
+                args.epochs, args.chunks, args.steps, s, Path(tmp) / f"s{s}_{next(counter)}", profiles=profiles[s]
             )
         measured = measure_alternating(configs, args.runs)
     results = measured["results"]
     out = report(measured)
     for stages in (1, 2):
+        out[f"profile_stages{stages}"] = median_profile(profiles[stages])
         out[f"ratio_stages{stages}"] = ratio(results[f"ray_loop_env_steps_per_s_stages{stages}"],
                                              results["standalone_env_steps_per_s"])  # fmt: skip
     print(json.dumps(out, indent=2))

@@ -93,6 +93,9 @@ def test_train_two_steps_resume_at_three_then_evaluate(run, tmp_path):
     assert "actor rank 0: forward" in output and "busy share of the wall time" in output
     for phase in ("actor_forward", "actor_backward", "actor_optimizer"):  # rank 0's split, every step
         assert all(s > 0 for s in tensorboard_values(root / "run" / "tensorboard", f"time/{phase}")), phase
+    assert "coordination overhead (no worker stepping envs, inferring or training)" in output
+    shares = tensorboard_values(root / "run" / "tensorboard", "time_share/coordination_overhead")
+    assert len(shares) == 2 and all(0 < share < 1 for share in shares), shares  # workers busy part of each step
 
     second = run_cli("vlacrl.cli.train", *common, "runner.max_epochs=3")
     assert second.returncode == 0, second.stderr[-5000:]

@@ -38,6 +38,47 @@ class PhaseTimer:
         return out
 
 
+class BusyLog:
+    """Wall-clock intervals (``time.time()``: comparable between processes and, NTP-synchronised, between nodes) in
+    which a worker did its group's work (env stepping, inference, an actor update)."""
+
+    def __init__(self):
+        self._intervals: list[tuple[float, float]] = []
+
+    @contextlib.contextmanager
+    def busy(self):
+        start = time.time()
+        try:
+            yield
+        finally:
+            self._intervals.append((start, time.time()))
+
+    def pop(self) -> list[tuple[float, float]]:
+        """The intervals since the last pop, in order."""
+        out, self._intervals = self._intervals, []
+        return out
+
+
+def covered_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of ``[start, end]`` covered by at least one of ``intervals`` (their union, clipped to the window)."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in intervals if b > start and a < end)
+    covered, reach = 0.0, start
+    for a, b in clipped:
+        if b > reach:
+            covered += b - max(a, reach)
+            reach = b
+    return covered
+
+
+def coordination_overhead(intervals: list[tuple[float, float]], start: float, end: float) -> dict[str, float]:
+    """The part of a global step's window ``[start, end]`` in which no worker of any group was busy (weight sync, Ray
+    calls and transfers, batch assembly, metrics): ``time/coordination_overhead`` (s) and its share of the window,
+    ``time_share/coordination_overhead`` (not a ``time/`` key, so the phase table does not sum it)."""
+    window = max(end - start, 1e-9)
+    idle = max(window - covered_seconds(intervals, start, end), 0.0)
+    return {"time/coordination_overhead": idle, "time_share/coordination_overhead": idle / window}
+
+
 #: wall-clock phases of a global step on the driver, in the order of the table
 WALL_PHASES = ("weight_sync", "rollout", "actor_training", "checkpoint")
 #: busy time summed over the workers of a group during ``rollout`` (a worker group is idle the rest of it)
@@ -82,6 +123,11 @@ def phase_table(totals: dict[str, float], steps: int, workers: Mapping[str, int]
         rest = max(totals.get("actor_training", 0.0) - forward - backward - step, 0.0)
         lines.append(f"  actor rank 0: forward {forward:.1f} s, backward {backward:.1f} s, optimizer {step:.1f} s; "
                      f"the rest of actor_training {rest:.1f} s (batch preparation, averaging, transfers)")  # fmt: skip
+    if "coordination_overhead" in totals:
+        overhead = totals["coordination_overhead"]
+        lines.append(f"  coordination overhead (no worker stepping envs, inferring or training): {overhead:.1f} s, "
+                     f"{overhead / max(wall - totals.get('checkpoint', 0.0), 1e-9):.0%} of the steps without "
+                     "checkpoints")  # fmt: skip
     if workers:
         shares = []
         for group, (keys, summed) in GROUP_BUSY.items():

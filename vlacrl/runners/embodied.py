@@ -18,7 +18,7 @@ from tqdm import tqdm
 from vlacrl.distributed.resharding import actor_shards, rollout_rank_of_env
 from vlacrl.metrics.evaluation import average_epochs, epoch_metrics, merge_episode_records
 from vlacrl.metrics.loggers import MetricLogger
-from vlacrl.metrics.timers import PhaseTimer, accumulate
+from vlacrl.metrics.timers import PhaseTimer, accumulate, coordination_overhead
 from vlacrl.runners import checkpoint
 from vlacrl.runners.errors import NodeLostError, WorkerDiedError, ray_get
 from vlacrl.runners.nodes import node_lost
@@ -191,12 +191,13 @@ class EmbodiedRunner:
         val_every = int(self.cfg["runner"].get("val_check_interval", -1))
         with tqdm(total=self.max_steps, initial=self.global_step, desc="global steps") as bar:
             while self.global_step < self.max_steps:
-                step_start = time.perf_counter()
+                step_start, window_start = time.perf_counter(), time.time()
                 self.sync_weights()
                 if val_every > 0 and self.global_step % val_every == 0:
                     self.metric_logger.log(self.evaluate(), step=self.global_step)
                 metrics = self.train_one_step()
                 metrics["time/step"] = time.perf_counter() - step_start
+                metrics.update(coordination_overhead(self._busy_intervals(), window_start, time.time()))
                 self.metric_logger.log(metrics, step=self.global_step)
                 self.global_step += 1
                 saved_at = time.perf_counter()
@@ -207,6 +208,12 @@ class EmbodiedRunner:
                 self.steps_timed += 1
                 bar.update(1)
         return metrics
+
+    def _busy_intervals(self) -> list[tuple[float, float]]:
+        """Every worker's work intervals since the last call (env workers that died contribute none)."""
+        others = [*self.groups.actors, *self.groups.rollouts, *self.groups.eval_envs]
+        per_worker = self._get([w.pop_busy.remote() for w in others]) + self._env_results("pop_busy")
+        return [interval for worker in per_worker for interval in worker]
 
     def finish_task(self) -> dict[str, Any]:
         """The CRL method's end-of-task work on the actor ranks (e.g. EWC's Fisher); rank 0's record."""

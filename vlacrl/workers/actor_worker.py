@@ -36,7 +36,7 @@ from vlacrl.models.families import family_of
 from vlacrl.models.inputs import MODEL_INPUT_KEYS
 from vlacrl.models.lora import base_module
 from vlacrl.workers.errors import annotated
-from vlacrl.workers.info import WorkerInfo
+from vlacrl.workers.info import WorkerInfo, group_work
 from vlacrl.workers.policy_setup import build_policy, worker_device
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ class ActorWorker(WorkerInfo):
         return total, metrics
 
     @annotated
+    @group_work
     def train_step(
         self, *parts: dict[str, torch.Tensor], env_range: tuple[int, int] | None = None, is_last_step: bool = False
     ) -> dict[str, float]:

@@ -22,7 +22,7 @@ import numpy as np
 from vlacrl.envs.from_config import make_vector_env
 from vlacrl.metrics.memory import children_rss_mb, rss_mb
 from vlacrl.workers.errors import annotated
-from vlacrl.workers.info import WorkerInfo
+from vlacrl.workers.info import WorkerInfo, group_work
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class EnvWorker(WorkerInfo):
         logger.info("env rank %d: %d stage(s) x %d envs", rank, stage_num, per_stage)
 
     @annotated
+    @group_work
     def start_epoch(self, stage: int) -> EnvBatch:
         """Reset every env of ``stage`` to this epoch's init states."""
         start = time.perf_counter()
@@ -95,6 +96,7 @@ class EnvWorker(WorkerInfo):
         return EnvBatch(obs, None, dones, None, seconds)
 
     @annotated
+    @group_work
     def step(self, stage: int, actions: np.ndarray) -> EnvBatch:
         """Execute one chunk of model actions [b, C, 7] in ``stage``."""
         start = time.perf_counter()

@@ -3,14 +3,25 @@ path of the driver's filesystem (checkpoints need a filesystem shared by the dri
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from vlacrl.metrics.memory import rss_mb
+from vlacrl.metrics.timers import BusyLog
 from vlacrl.workers.errors import annotated
 
 
 class WorkerInfo:
     """Mixin of the worker classes (they set ``role`` and ``rank``)."""
+
+    def busy(self):
+        """Context manager: the enclosed work counts as this worker's group's work (``pop_busy``)."""
+        return self.__dict__.setdefault("_busy_log", BusyLog()).busy()
+
+    @annotated
+    def pop_busy(self) -> list[tuple[float, float]]:
+        """Wall-clock intervals of this worker's work since the last call (the driver's coordination overhead)."""
+        return self.__dict__.setdefault("_busy_log", BusyLog()).pop()
 
     @annotated
     def rss_mb(self) -> float:
@@ -28,3 +39,14 @@ class WorkerInfo:
     def sees(self, path: str) -> bool:
         """Whether ``path`` (written by the driver) exists on this worker's filesystem."""
         return Path(path).exists()
+
+
+def group_work(method):
+    """Decorate a worker method whose whole call is its group's work (env step, inference, actor update)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.busy():
+            return method(self, *args, **kwargs)
+
+    return wrapper

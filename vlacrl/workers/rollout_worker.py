@@ -26,7 +26,7 @@ from vlacrl.algorithms.layout import concat_env_ranges
 from vlacrl.crl.registry import build_method
 from vlacrl.workers.errors import annotated
 from vlacrl.workers.fixed_actions import FixedActionCycle
-from vlacrl.workers.info import WorkerInfo
+from vlacrl.workers.info import WorkerInfo, group_work
 from vlacrl.workers.policy_setup import build_policy, build_processor, rollout_model_path, worker_device
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class RolloutWorker(WorkerInfo):
         buffer.add(dones=torch.tensor(env_batch.dones, dtype=torch.bool))
 
     @annotated
+    @group_work
     def act(self, shard: int, env_batch, mode: str = "train") -> np.ndarray:
         """Actions [b, C, D] (env scale) for ``env_batch`` of env shard ``shard``; in ``train`` mode the step is
         recorded."""
@@ -145,6 +146,7 @@ class RolloutWorker(WorkerInfo):
         return prediction.actions.float().cpu().numpy()
 
     @annotated
+    @group_work
     def observe_final(self, shard: int, env_batch) -> None:
         """Record the epoch's last rewards/dones, a bootstrap value, and the episode metrics of env shard ``shard``."""
         buffer = self.buffers[shard]
