@@ -60,7 +60,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, device: str, repeats: int) -> float:
+def _timed(fn, device: str, repeats: int) -> dict[str, float]:
+    """Median and spread (max − min) of ``repeats`` timed calls of ``fn`` after one warm-up call (seconds)."""
     fn()  # warm-up
     _sync(device)
     times = []
@@ -69,7 +70,7 @@ def _timed(fn, device: str, repeats: int) -> float:
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return {"seconds": statistics.median(times), "spread": max(times) - min(times), "repeats": repeats}
 
 
 @torch.no_grad()
@@ -164,13 +165,13 @@ def actor_step(policy: OpenVLAOFTPolicy, batch: dict, device: str, repeats: int)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mb()
-    seconds = _timed(step, device, repeats)
+    timing = _timed(step, device, repeats)
     if device.startswith("cuda"):
         peak = {"peak_cuda_allocated_gb": torch.cuda.max_memory_allocated() / 2**30}
     else:
         peak = {"peak_rss_growth_mb": _peak_rss_mb() - rss_before, "peak_rss_mb": _peak_rss_mb()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"seconds": seconds, "trainable_params": trainable, **peak}
+    return {**timing, "trainable_params": trainable, **peak}
 
 
 def full_size_policy(device: str) -> OpenVLAOFTPolicy:
@@ -271,7 +272,8 @@ def main() -> None:
             mem = {k: round(v, 1) for k, v in step.items() if k.startswith("peak")}
             print(
                 f"[{run['model']} on {run['device']}] {label} actor micro-batch {run['micro_batch']} (LoRA + grad "
-                f"ckpt) forward+backward {step['seconds']:.3f}s, memory {mem}, trainable {step['trainable_params']:,}"
+                f"ckpt) forward+backward {step['seconds']:.3f}s (spread {step['spread']:.3f}, {step['repeats']} runs), "
+                f"memory {mem}, trainable {step['trainable_params']:,}"
             )
     if args.json:
         with open(args.json, "w") as f:
