@@ -6,7 +6,7 @@ succeeds in some episodes and fails in others: every stage's update must have a 
 methods (ER, DER, iRe-VLA) and the Simple CNN run on LIBERO with the tiny random model (slow). Each run must
 produce the success matrix (2 rows x 2 evaluated tasks) and chained checkpoints; method-specific artefacts are
 checked too (EWC's Fisher, weight merge's adapter list, CRL-VLA's critics and B_old, iRe-VLA's consolidated
-adapter, the Simple CNN's model.pt). seq_ft and ewc run in CI; the others are slow (CI's 25-minute budget: weight_merge
+adapter, the Simple CNN's model.pt). seq_ft runs in CI; the others are slow (CI's 25-minute budget: ewc, weight_merge
 and crl_vla moved to the slow set on 2026-12-07, when the CI suite reached 26 minutes on a fresh clone).
 """
 
@@ -106,6 +106,7 @@ def test_full_finetuning_saves_chains_and_evaluates_whole_models(tmp_path, probe
     assert load_file(str(next(first.glob("model-*.safetensors"))))
 
 
+@pytest.mark.slow  # ~75 s; CI time budget
 def test_ewc_writes_and_reuses_its_fisher(tmp_path, probe_base):
     root, matrix = run_sequence(tmp_path, probe_base["model"], "ewc")
     fisher0 = root / "task_1_seed1234" / "ewc_data.pt"
